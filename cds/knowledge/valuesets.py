@@ -1,0 +1,48 @@
+"""ValueSets with stored expansions from fhir_profiles/valuesets: membership tests by system|code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from cds.errors import KnowledgeError
+
+_ICD10 = {"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10", "urn:oid:2.16.840.1.113883.6.90"}
+
+
+def normalise(system: str, code: str) -> str:
+    """One key per concept: ICD-10 codes compare without their dot (VSAC stores F331, records F33.1)."""
+    if system in _ICD10:
+        system, code = "http://hl7.org/fhir/sid/icd-10-cm", code.replace(".", "").upper()
+    return f"{system}|{code.strip()}"
+
+
+class ValueSetIndex:
+    def __init__(self, directory: Path) -> None:
+        self.members: dict[str, frozenset[str]] = {}
+        self.urls: dict[str, str] = {}
+        if not directory.is_dir():
+            return
+        for path in sorted(directory.glob("*.json")):
+            try:
+                vs = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as exc:
+                raise KnowledgeError(f"not a readable ValueSet: {exc}", str(path)) from None
+            vid = str(vs.get("id") or path.stem)
+            codes = {
+                normalise(str(c.get("system", "")), str(c.get("code", "")))
+                for c in vs.get("expansion", {}).get("contains", [])
+            }
+            self.members[vid] = frozenset(codes)
+            self.urls[vid] = str(vs.get("url", ""))
+
+    def contains_any(self, valueset_id: str, keys: Iterable[str]) -> bool:
+        members = self.members.get(valueset_id)
+        if not members:
+            return False
+        for key in keys:
+            system, _, code = key.partition("|")
+            if normalise(system, code) in members:
+                return True
+        return False
