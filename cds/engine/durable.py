@@ -1,0 +1,255 @@
+"""The one adapter around durable_rules. Nothing else in the project imports `durable`.
+
+durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.md); each is neutralised here:
+
+* Out-of-bounds read in the C core when the last cross-fact test of an `$and` is false (issue #381):
+  cross-fact tests are compiled last and the last one is repeated, so a false test is never last.
+* Negation depends on assertion order: facts of every negated type are asserted before all others, and
+  negation over derived facts is refused when the rules are compiled.
+* Sessions are found by a 32-bit hash of the sid and at most 1,024 live sessions exist per ruleset: sids
+  come from a fixed pool whose hashes are checked to be distinct, and every session is deleted in `finally`.
+* Distinct facts whose hashes collide are silently rejected as duplicates (issue #376): every fact carries a
+  unique id, so a "duplicate" answer can only be a collision, and the fact is re-asserted with a salt.
+* Exceptions raised in actions are swallowed into the session state: actions record errors and the adapter
+  re-raises them (and checks the state's `exception` too).
+* The stock Host runs two polling threads that may execute actions in the background: a Host subclass
+  without them is used and actions run synchronously in `run()`.
+* The engine mutates the definition it is given: a fresh definition is compiled for every ruleset.
+* Not thread-safe: one lock per evaluator serialises evaluations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import durable_rules_engine as _dre
+from durable import engine as _engine
+
+from cds.engine.base import Activation, FactView, StageResult, StageRules, derive_fact, sort_activations
+from cds.engine.ir import Expr, Negation, Pattern, Rule, Test
+from cds.errors import EngineError, KnowledgeError
+
+_CMP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+_ARITH = {"add": "$add", "sub": "$sub", "mul": "$mul", "div": "$div"}
+_HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
+_MAX_SALT = 8
+_POOL_SIZE = 256
+_ids = itertools.count()
+
+
+def fnv1a_32(text: str) -> int:
+    h = 0x811C9DC5
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+class _SyncHost(_engine.Host):  # type: ignore[misc]
+    """A Host without the background dispatcher threads (Host._run re-arms two timers every 0.2 s)."""
+
+    def _run(self) -> None:
+        return None
+
+
+# ------------------------------------------------------------------------------------ compiler
+
+
+def _operand(x: Any) -> Any:
+    if isinstance(x, Expr):
+        return _expr(x)
+    if isinstance(x, str):
+        bind, dot, fname = x.partition(".")
+        return {bind: fname} if dot else {"$m": x}
+    return x
+
+
+def _expr(e: Expr) -> dict[str, Any]:
+    return {_ARITH[e.op]: {"$l": _operand(e.left), "$r": _operand(e.right)}}
+
+
+def _is_cross_fact(test: Test) -> bool:
+    def refers(x: Any) -> bool:
+        if isinstance(x, Expr):
+            return refers(x.left) or refers(x.right)
+        return isinstance(x, str) and "." in x
+
+    return (test.ref is not None and "." in test.ref) or (test.expr is not None and refers(test.expr))
+
+
+def _test(t: Test) -> dict[str, Any]:
+    if t.op == "exists":
+        return {"$ex": {t.field: 1}}
+    if t.op == "missing":
+        return {"$nex": {t.field: 1}}
+    if t.op in ("in", "not_in"):
+        assert isinstance(t.value, list)
+        if t.op == "in":
+            return {"$or": [{t.field: v} for v in t.value]}
+        return {"$and": [{"$neq": {t.field: v}} for v in t.value]}
+    rhs = _expr(t.expr) if t.expr is not None else _operand(t.ref) if t.ref is not None else t.value
+    if t.op == "==":
+        return {t.field: rhs}
+    return {_CMP[t.op]: {t.field: rhs}}
+
+
+def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test]) -> dict[str, Any]:
+    local = [t for t in all_ if not _is_cross_fact(t)]
+    cross = [t for t in all_ if _is_cross_fact(t)]
+    tests: list[dict[str, Any]] = [{"type": type_}, *(_test(t) for t in local)]
+    if any_:
+        tests.append({"$or": [_test(t) for t in any_]})
+    tests += [_test(t) for t in cross]
+    if cross or any(_is_cross_fact(t) for t in any_):
+        # Issue #381 work-around: the repeated last test is only reached when the original was true.
+        tests.append(tests[-1])
+    return tests[0] if len(tests) == 1 else {"$and": tests}
+
+
+def compile_rule(rule: Rule, action: Callable[[Any], None]) -> dict[str, Any]:
+    clauses: list[dict[str, Any]] = []
+    for j, p in enumerate(rule.when):
+        if isinstance(p, Negation):
+            clauses.append({f"n{j}$not": _pattern(p.not_.type, p.not_.all, p.not_.any)})
+        else:
+            assert isinstance(p, Pattern)
+            clauses.append({p.bind: _pattern(p.type, p.all, p.any)})
+    return {"all": clauses, "pri": rule.pri, "run": action}
+
+
+# ------------------------------------------------------------------------------------ evaluator
+
+
+class DurableEvaluator:
+    name = "durable"
+
+    def __init__(self, rules: StageRules, ruleset_name: str | None = None) -> None:
+        self.rules = rules
+        derived_negated = rules.negated_types & rules.derived_types
+        if derived_negated:
+            raise KnowledgeError(
+                f"stage {rules.stage}: negation over derived fact types {sorted(derived_negated)} is not "
+                "supported (durable_rules cannot withdraw a firing once queued)"
+            )
+        self._negated = rules.negated_types
+        self._lock = threading.Lock()
+        self._sinks: dict[str, _Sink] = {}
+        self._pool = _sid_pool(_POOL_SIZE)
+        self._host = _SyncHost()
+        self._name = ruleset_name or f"{rules.stage}_{next(_ids)}"
+        definition = {r.id: compile_rule(r, self._action(r)) for r in rules.rules}
+        if not definition:
+            self._ruleset: Any = None
+            return
+        self._host.set_rulesets({self._name: definition})
+        self._ruleset = self._host.get_ruleset(self._name)
+
+    def _action(self, rule: Rule) -> Callable[[Any], None]:
+        binds = [p.bind for p in rule.patterns]
+
+        def action(c: Any) -> None:
+            sink = self._sinks.get(c.s.sid)
+            if sink is None:
+                return
+            try:
+                bound = {b: dict(getattr(c, b)._d) for b in binds}
+                sink.activations.append(Activation(rule.id, tuple((b, str(bound[b]["id"])) for b in binds)))
+                if rule.derive is not None:
+                    fact = derive_fact(rule, bound)
+                    sink.derived.append(fact)
+                    self._assert_in_action(c, fact)
+            except Exception as exc:  # recorded and re-raised by run(): durable would swallow it
+                sink.errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
+
+        return action
+
+    @staticmethod
+    def _assert_in_action(c: Any, fact: FactView) -> None:
+        for salt in range(_MAX_SALT):
+            payload = dict(fact, _salt=salt) if salt else dict(fact)
+            try:
+                c.assert_fact(payload)
+                return
+            except _engine.MessageNotHandledException:
+                return  # no rule consumes this derived fact: nothing to do
+            except _engine.MessageObservedException:
+                continue  # unique id, so this is a hash collision (#376): retry with a salt
+        raise EngineError(f"derived fact {fact['id']} rejected {_MAX_SALT} times as a duplicate")
+
+    def run(self, facts: Sequence[FactView]) -> StageResult:
+        if self._ruleset is None:
+            return StageResult()
+        with self._lock:
+            sid = self._pool.pop()
+            sink = self._sinks[sid] = _Sink()
+            try:
+                offset = None
+                for fact in self._ordered(facts):
+                    offset = self._assert(sid, fact, offset)
+                if offset is not None:
+                    errors: list[Any] = []
+                    self._ruleset.do_actions(offset, lambda e, _s: errors.append(e))
+                    if errors and errors[0] is not None:
+                        raise EngineError(f"durable_rules failed while running actions: {errors[0]}")
+                if sink.errors:
+                    raise EngineError("rule action failed: " + "; ".join(sink.errors))
+                state = self._ruleset.get_state(sid)
+                if state.get("exception"):
+                    raise EngineError(f"rule action failed inside the engine: {str(state['exception'])[:300]}")
+                return sort_activations(StageResult(sink.activations, sink.derived), self.rules)
+            finally:
+                self._sinks.pop(sid, None)
+                try:
+                    self._ruleset.delete_state(sid)
+                except Exception:  # noqa: S110 - nothing was stored for this sid: nothing to free
+                    pass
+                self._pool.append(sid)
+
+    def _ordered(self, facts: Sequence[FactView]) -> list[FactView]:
+        # Negated types first (pitfall P2), then a stable order so runs are reproducible.
+        return sorted(facts, key=lambda f: (f["type"] not in self._negated, str(f["type"]), str(f["id"])))
+
+    def _assert(self, sid: str, fact: FactView, offset: int | None) -> int | None:
+        for salt in range(_MAX_SALT):
+            payload: dict[str, Any] = dict(fact, sid=sid)
+            if salt:
+                payload["_salt"] = salt
+            code, state_offset = _dre.assert_fact(self._ruleset._handle, json.dumps(payload))
+            if code == _OBSERVED:
+                continue  # unique id, so this is a hash collision (#376): retry with a salt
+            if code == _HANDLED:
+                return state_offset if offset is None else offset
+            return offset  # _NOT_HANDLED: no rule reads this fact
+        raise EngineError(f"fact {fact['id']} rejected {_MAX_SALT} times as a duplicate")
+
+    def close(self) -> None:
+        """Free the C ruleset (durable_rules never frees it on its own)."""
+        if self._ruleset is not None:
+            _dre.delete_ruleset(self._ruleset._handle)
+            self._ruleset = None
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.activations: list[Activation] = []
+        self.derived: list[FactView] = []
+        self.errors: list[str] = []
+
+
+def _sid_pool(size: int) -> list[str]:
+    """Session ids whose FNV-1a-32 hashes are pairwise distinct (the engine compares only the hash)."""
+    seen: set[int] = set()
+    pool: list[str] = []
+    for i in itertools.count():
+        sid = f"s{i}"
+        h = fnv1a_32(sid)
+        if h not in seen:
+            seen.add(h)
+            pool.append(sid)
+        if len(pool) == size:
+            break
+    pool.reverse()
+    return pool

@@ -1,0 +1,98 @@
+"""Run the rule stages over one patient's facts and turn activations into Findings.
+
+classify: per-trial verdicts (adequacy, failure, intolerance) and data quality;
+conclude: TRD status from the counts of the classify stage's verdicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
+from cds.engine.ir import Module, Rule, load_modules
+from cds.engine.reference import ReferenceEvaluator
+from cds.engine.views import Views, adequacy_by_trial, stage_one, trd_summary
+from cds.facts.models import FactSet
+from cds.findings import Finding, FindingSource, render_template
+from cds.knowledge import Knowledge
+
+EvaluatorKind = Literal["durable", "reference"]
+STAGES = ("classify", "conclude")
+_CATEGORY_RANK = {"trd": 0, "adequacy": 1, "data-quality": 9}
+
+
+@dataclass
+class RuleOutcome:
+    findings: list[Finding] = field(default_factory=list)
+    adequacy: dict[str, str] = field(default_factory=dict)
+    trd_status: str = "insufficient_data"
+    activations: dict[str, list[Activation]] = field(default_factory=dict)
+
+
+def make_evaluator(kind: EvaluatorKind, rules: StageRules) -> Evaluator:
+    if kind == "reference":
+        return ReferenceEvaluator(rules)
+    from cds.engine.durable import DurableEvaluator  # the only import of the durable adapter
+
+    return DurableEvaluator(rules)
+
+
+class RuleEngine:
+    def __init__(self, knowledge: Knowledge, kind: EvaluatorKind = "durable",
+                 modules: list[Module] | None = None) -> None:
+        self.knowledge = knowledge
+        self.kind = kind
+        self.modules = modules if modules is not None else load_modules(knowledge.rules_dir, knowledge.config)
+        self.stages = {s: StageRules.from_modules(s, self.modules) for s in STAGES}
+        self.evaluators = {s: make_evaluator(kind, r) for s, r in self.stages.items()}
+        self.rules: dict[str, Rule] = {r.id: r for rs in self.stages.values() for r in rs.rules}
+        self._order = {rid: i for i, rid in enumerate(self.rules)}
+
+    def evaluate(self, facts: FactSet) -> RuleOutcome:
+        first = stage_one(facts)
+        r1 = self.evaluators["classify"].run(first.facts)
+        summary = trd_summary(facts, r1)
+        r2 = self.evaluators["conclude"].run(summary.facts)
+        outcome = RuleOutcome(
+            adequacy=adequacy_by_trial(r1),
+            activations={"classify": r1.activations, "conclude": r2.activations},
+        )
+        statuses = [str(f["status"]) for f in r2.derived if f.get("type") == "trd_status"]
+        outcome.trd_status = statuses[0] if len(statuses) == 1 else "insufficient_data"
+        outcome.findings = self._findings(r1, first) + self._findings(r2, summary)
+        outcome.findings.sort(key=lambda f: (_CATEGORY_RANK.get(f.category, 5), self._order[f.rule],
+                                             f.subject or "", f.summary))
+        return outcome
+
+    def _findings(self, result: StageResult, views: Views) -> list[Finding]:
+        by_id: dict[str, FactView] = {str(f["id"]): f for f in views.facts}
+        for d in result.derived:
+            by_id[str(d["id"])] = d
+        config_scope = {name: s.value for name, s in self.knowledge.config.settings.items()}
+        out: list[Finding] = []
+        for act in result.activations:
+            rule = self.rules[act.rule]
+            if rule.finding is None:
+                continue
+            scopes: dict[str, dict[str, Any]] = {"config": config_scope}
+            evidence: list[str] = []
+            for bind, fid in act.bindings:
+                scopes[bind] = {**by_id.get(fid, {}), **views.display.get(fid, {})}
+                evidence += views.evidence.get(fid, ())
+            subject = act.bindings[-1][1] if act.bindings else None
+            out.append(Finding(
+                code=rule.finding.code,
+                rule=rule.id,
+                rule_version=rule.version,
+                category=rule.finding.category,
+                indicator=rule.finding.indicator,
+                summary=render_template(rule.finding.summary, scopes),
+                detail=render_template(rule.finding.detail, scopes),
+                evidence=tuple(dict.fromkeys(evidence)),
+                source=FindingSource(label=rule.source.label, url=rule.source.url,
+                                     confidence=rule.source.confidence),
+                subject=subject,
+                needs_clinical_review=rule.source.confidence not in (None, "C"),
+            ))
+        return out

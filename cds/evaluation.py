@@ -1,0 +1,75 @@
+"""Evaluate one patient end to end: FHIR bytes -> record -> facts -> rules -> Evaluation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from cds.engine.runner import EvaluatorKind, RuleEngine
+from cds.facts.builder import build_facts
+from cds.facts.models import Episode, ExcludedExposure, FactSet, Trial
+from cds.findings import Finding
+from cds.fhir.reader import read_input
+from cds.fhir.record import RecordReader
+from cds.knowledge import Knowledge, cached_knowledge
+
+
+class TrialResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    trial: Trial
+    adequacy: str
+
+
+class Evaluation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    patient: str | None
+    now: date
+    knowledge_version: str
+    episode: Episode
+    trials: tuple[TrialResult, ...]
+    excluded: tuple[ExcludedExposure, ...]
+    trd_status: str
+    failed_adequate_trials: int
+    findings: tuple[Finding, ...]
+    data_quality: dict[str, int]
+    resources_read: int
+
+
+class Evaluator:
+    """Holds the knowledge and the compiled rules; evaluate() is safe to call for many patients."""
+
+    def __init__(self, knowledge: Knowledge | None = None, kind: EvaluatorKind = "durable") -> None:
+        self.knowledge = knowledge or cached_knowledge()
+        self.engine = RuleEngine(self.knowledge, kind)
+
+    def facts(self, data: bytes, now: date) -> FactSet:
+        raw = read_input(data)
+        record = RecordReader(self.knowledge, now).read(raw)
+        return build_facts(record, self.knowledge, now)
+
+    def evaluate_facts(self, facts: FactSet) -> Evaluation:
+        outcome = self.engine.evaluate(facts)
+        failed = {f.subject for f in outcome.findings if f.code == "trial-adequate-failure"}
+        return Evaluation(
+            patient=facts.patient_ref,
+            now=facts.now,
+            knowledge_version=self.knowledge.version,
+            episode=facts.episode,
+            trials=tuple(TrialResult(trial=t, adequacy=outcome.adequacy.get(t.id, "unknown"))
+                         for t in facts.trials),
+            excluded=facts.excluded,
+            trd_status=outcome.trd_status,
+            failed_adequate_trials=len(failed),
+            findings=tuple(outcome.findings),
+            data_quality=dict(sorted(Counter(i.kind for i in facts.issues).items())),
+            resources_read=facts.record.resource_count,
+        )
+
+    def evaluate_bytes(self, data: bytes, now: date) -> Evaluation:
+        return self.evaluate_facts(self.facts(data, now))
+
+    def evaluate_path(self, path: Path, now: date) -> Evaluation:
+        return self.evaluate_bytes(path.read_bytes(), now)

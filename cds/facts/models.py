@@ -1,0 +1,174 @@
+"""Typed facts about one patient. The FHIR layer produces the record-level facts; the builders in this
+package derive episodes and trials from them. Nothing here knows FHIR JSON or the rules engine."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ExposureKind = Literal["statement", "request", "dispense"]
+IssueKind = Literal[
+    "invalid_resource",
+    "implausible_dose",
+    "invalid_period",
+    "future_date",
+    "score_out_of_range",
+    "unresolved_reference",
+]
+Adequacy = Literal["adequate", "inadequate_dose", "inadequate_duration", "unknown"]
+Outcome = Literal["remission", "response", "partial_response", "nonresponse", "intolerance", "unknown"]
+
+
+class Fact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataIssue(Fact):
+    kind: IssueKind
+    ref: str  # "MedicationRequest/123", or "entry[4]" when the resource has no id
+    message: str
+
+
+class MedicationExposure(Fact):
+    """One medication resource (statement, request or dispense) resolved to one catalog ingredient."""
+
+    ref: str
+    kind: ExposureKind
+    ingredient: str
+    role: str
+    drug_class: str
+    formulation: str
+    medication_text: str
+    start: date | None
+    end: date | None
+    end_is_estimate: bool = False  # end inferred (supply, superseded, open-ended to now), not recorded
+    open_ended: bool = False  # still being taken at `now` as far as the record says
+    status: str | None = None
+    daily_dose_mg: float | None = None
+    dose_derivation: str = ""
+    stopped_for_adverse_effect: bool = False
+    reason_text: str | None = None
+    indication_text: str | None = None
+    evidence: tuple[str, ...] = ()
+
+
+class Score(Fact):
+    ref: str
+    instrument: str
+    value: float
+    date: date
+
+
+class Diagnosis(Fact):
+    ref: str
+    codes: tuple[str, ...]  # "system|code"
+    text: str
+    onset: date | None
+    recorded: date | None
+    active: bool
+    is_depression: bool
+
+
+class AdverseReaction(Fact):
+    """An AllergyIntolerance naming a catalog ingredient."""
+
+    ref: str
+    ingredient: str
+    category: str  # allergy | intolerance | unknown
+    onset: date | None
+
+
+class PatientRecord(Fact):
+    """What the FHIR layer read from one patient's record."""
+
+    patient_ref: str | None
+    birth_date: date | None = None
+    exposures: tuple[MedicationExposure, ...] = ()
+    scores: tuple[Score, ...] = ()
+    diagnoses: tuple[Diagnosis, ...] = ()
+    reactions: tuple[AdverseReaction, ...] = ()
+    issues: tuple[DataIssue, ...] = ()
+    resource_count: int = 0
+
+
+class Episode(Fact):
+    start: date | None
+    basis: str
+    evidence: tuple[str, ...] = ()
+
+
+class DoseStep(Fact):
+    start: date
+    end: date
+    daily_dose_mg: float | None
+
+
+class Augmentation(Fact):
+    ingredient: str
+    drug_class: str
+    start: date | None
+    end: date | None
+    evidence: tuple[str, ...] = ()
+
+
+class TrialOutcome(Fact):
+    outcome: Outcome
+    instrument: str | None = None
+    baseline_score: float | None = None
+    baseline_date: date | None = None
+    end_score: float | None = None
+    end_date: date | None = None
+    improvement_pct: float | None = None
+    response_lost: bool = False
+    basis: str = ""
+    evidence: tuple[str, ...] = ()
+
+
+class Trial(Fact):
+    id: str
+    ingredient: str
+    rxnorm: str | None
+    drug_class: str
+    formulation: str
+    start: date | None
+    end: date | None
+    ongoing: bool
+    dates_known: bool
+    in_current_episode: bool
+    max_daily_dose_mg: float | None
+    min_adequate_dose_mg: float | None
+    min_dose_confidence: str | None
+    label_max_dose_mg: float | None
+    weeks_total: float | None
+    weeks_at_adequate_dose: float
+    weeks_dose_unknown: float
+    stopped_for_adverse_effect: bool
+    dose_steps: tuple[DoseStep, ...] = ()
+    augmentations: tuple[Augmentation, ...] = ()
+    outcome: TrialOutcome
+    evidence: tuple[str, ...] = ()
+
+
+class ExcludedExposure(Fact):
+    """An antidepressant exposure that is not an antidepressant trial (e.g. low-dose trazodone for sleep)."""
+
+    id: str
+    ingredient: str
+    max_daily_dose_mg: float | None
+    threshold_mg: float
+    reason: str
+    evidence: tuple[str, ...] = ()
+
+
+class FactSet(Fact):
+    """Everything the rules see about one patient at one evaluation time."""
+
+    patient_ref: str | None
+    now: date
+    episode: Episode
+    trials: tuple[Trial, ...] = ()
+    excluded: tuple[ExcludedExposure, ...] = ()
+    issues: tuple[DataIssue, ...] = ()
+    record: PatientRecord = Field(exclude=True)

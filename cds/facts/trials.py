@@ -1,0 +1,245 @@
+"""Group medication exposures into antidepressant trials and measure each one.
+
+A trial is one ingredient taken continuously (gaps up to the configured trial gap are bridged). For each
+trial we follow the dose over time and count the weeks at or above the minimum adequate dose; days whose
+dose is not documented are counted separately, so that missing data stays visible instead of reading as
+an inadequate dose.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from cds.facts.models import (
+    AdverseReaction,
+    Augmentation,
+    DoseStep,
+    Episode,
+    ExcludedExposure,
+    MedicationExposure,
+    Score,
+    Trial,
+)
+from cds.facts.outcome import assess_outcome
+from cds.knowledge import Knowledge
+
+_DAY = timedelta(days=1)
+
+
+@dataclass
+class _Group:
+    ingredient: str
+    exposures: list[MedicationExposure] = field(default_factory=list)
+    undated: list[MedicationExposure] = field(default_factory=list)
+
+    @property
+    def start(self) -> date | None:
+        starts = [e.start for e in self.exposures if e.start]
+        return min(starts) if starts else None
+
+    @property
+    def end(self) -> date | None:
+        if any(e.end is None for e in self.exposures):
+            return None
+        ends = [e.end for e in self.exposures if e.end]
+        return max(ends) if ends else None
+
+
+def _is_trial_drug(exposure: MedicationExposure, knowledge: Knowledge) -> bool:
+    if exposure.role != "antidepressant":
+        return False
+    drug = knowledge.catalog.get(exposure.ingredient)
+    return drug is None or drug.route is None or drug.route == exposure.formulation
+
+
+def _supersede(exposures: list[MedicationExposure]) -> list[MedicationExposure]:
+    """An exposure whose end was inferred stops where the next exposure of the same ingredient starts
+    (a new prescription replaces the old one; e.g. a dose change)."""
+    out: list[MedicationExposure] = []
+    for i, exp in enumerate(exposures):
+        nxt = next((e for e in exposures[i + 1 :] if e.start and exp.start and e.start > exp.start), None)
+        if nxt is not None and nxt.start is not None and (exp.end is None or (exp.end_is_estimate and exp.end >= nxt.start)):
+            exp = exp.model_copy(update={"end": nxt.start - _DAY, "end_is_estimate": True, "open_ended": False})
+        out.append(exp)
+    return out
+
+
+def _group(exposures: Sequence[MedicationExposure], gap_days: float) -> list[_Group]:
+    by_ingredient: dict[str, list[MedicationExposure]] = defaultdict(list)
+    for exp in exposures:
+        by_ingredient[exp.ingredient].append(exp)
+    groups: list[_Group] = []
+    for ingredient, items in sorted(by_ingredient.items()):
+        dated = _supersede(sorted((e for e in items if e.start), key=lambda e: (e.start, e.ref)))
+        undated = [e for e in items if e.start is None]
+        own: list[_Group] = []
+        for exp in dated:
+            cur = own[-1] if own else None
+            if cur is not None and cur.end is not None and exp.start is not None and (
+                exp.start - cur.end
+            ).days <= gap_days + 1:
+                cur.exposures.append(exp)
+            else:
+                own.append(_Group(ingredient, [exp]))
+        if own:
+            own[-1].undated.extend(undated)
+        elif undated:
+            own.append(_Group(ingredient, [], undated))
+        groups.extend(own)
+    return groups
+
+
+@dataclass
+class _DoseProfile:
+    days_adequate: int = 0
+    days_unknown: int = 0
+    max_dose: float | None = None
+    steps: list[DoseStep] = field(default_factory=list)
+
+
+def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
+    """Walk the trial day-interval by day-interval (between exposure boundaries), not day by day."""
+    profile = _DoseProfile()
+    start, end = group.start, group.end
+    if start is None or end is None:
+        known = [e.daily_dose_mg for e in group.exposures + group.undated if e.daily_dose_mg is not None]
+        profile.max_dose = max(known) if known else None
+        return profile
+    cuts = {start, end + _DAY}
+    for e in group.exposures:
+        if e.start and e.end:
+            cuts.update({e.start, e.end + _DAY})
+    points = sorted(c for c in cuts if start <= c <= end + _DAY)
+    previous: tuple[bool, float | None] | None = None
+    for lo, hi in zip(points, points[1:], strict=False):
+        covering = [e for e in group.exposures if e.start and e.end and e.start <= lo and e.end >= lo]
+        if covering:
+            doses = [e.daily_dose_mg for e in covering if e.daily_dose_mg is not None]
+            current: tuple[bool, float | None] = (bool(doses), max(doses) if doses else None)
+        elif previous is not None:
+            current = previous  # a bridged gap continues the trial as it was
+        else:
+            current = (False, None)
+        previous = current
+        days = (hi - lo).days
+        known, dose = current
+        if not known or dose is None:
+            profile.days_unknown += days
+        elif min_dose is not None and dose >= min_dose:
+            profile.days_adequate += days
+        if known and dose is not None:
+            profile.max_dose = dose if profile.max_dose is None else max(profile.max_dose, dose)
+        if profile.steps and profile.steps[-1].daily_dose_mg == dose and profile.steps[-1].end == lo - _DAY:
+            profile.steps[-1] = profile.steps[-1].model_copy(update={"end": hi - _DAY})
+        else:
+            profile.steps.append(DoseStep(start=lo, end=hi - _DAY, daily_dose_mg=dose))
+    return profile
+
+
+def _augmentations(
+    start: date | None, end: date | None, augmenting: Sequence[MedicationExposure]
+) -> tuple[Augmentation, ...]:
+    if start is None:
+        return ()
+    merged: dict[str, Augmentation] = {}
+    for exp in augmenting:
+        if exp.start is None:
+            continue
+        exp_end = exp.end or exp.start
+        if exp.start > (end or exp.start) or exp_end < start:
+            continue
+        prior = merged.get(exp.ingredient)
+        if prior is None:
+            merged[exp.ingredient] = Augmentation(ingredient=exp.ingredient, drug_class=exp.drug_class,
+                                                  start=exp.start, end=exp.end, evidence=exp.evidence)
+        else:
+            merged[exp.ingredient] = prior.model_copy(update={
+                "start": min(d for d in (prior.start, exp.start) if d),
+                "end": None if prior.end is None or exp.end is None else max(prior.end, exp.end),
+                "evidence": tuple(dict.fromkeys(prior.evidence + exp.evidence)),
+            })
+    return tuple(merged[k] for k in sorted(merged))
+
+
+def build_trials(
+    exposures: Sequence[MedicationExposure],
+    reactions: Sequence[AdverseReaction],
+    scores: Sequence[Score],
+    episode: Episode,
+    knowledge: Knowledge,
+) -> tuple[list[Trial], list[ExcludedExposure]]:
+    cfg = knowledge.config
+    candidates = [e for e in exposures if _is_trial_drug(e, knowledge)]
+    augmenting = [e for e in exposures if e.role == "augmenting_agent"]
+    groups = _group(candidates, cfg["trial_gap_days"])
+    groups.sort(key=lambda g: (g.start is None, g.start or date.min, g.ingredient))
+    trials: list[Trial] = []
+    excluded: list[ExcludedExposure] = []
+    for group in groups:
+        drug = knowledge.catalog.get(group.ingredient)
+        members = group.exposures + group.undated
+        best = max(members, key=lambda e: e.daily_dose_mg or -1.0)
+        formulation = best.formulation
+        min_dose = drug.min_dose(formulation) if drug else None
+        max_label = drug.max_dose(formulation) if drug else None
+        profile = _dose_profile(group, min_dose.value if min_dose else None)
+        evidence = tuple(dict.fromkeys(ref for e in members for ref in e.evidence))
+        hypnotic = drug.non_antidepressant_dose_max_mg if drug else None
+        if (
+            hypnotic is not None
+            and profile.max_dose is not None
+            and profile.max_dose <= hypnotic.value
+            and profile.days_unknown == 0
+            and all(e.daily_dose_mg is not None for e in members)
+        ):
+            excluded.append(ExcludedExposure(
+                id=f"excluded-{len(excluded) + 1}", ingredient=group.ingredient, max_daily_dose_mg=profile.max_dose,
+                threshold_mg=hypnotic.value, reason=hypnotic.note or "dose in the non-antidepressant range",
+                evidence=evidence))
+            continue
+        start, end = group.start, group.end
+        dates_known = start is not None and end is not None
+        ongoing = dates_known and any(e.open_ended for e in group.exposures) and end == max(
+            (e.end for e in group.exposures if e.end), default=None)
+        weeks_total = round(((end - start).days + 1) / 7.0, 1) if start and end else None
+        adverse_refs = tuple(e.ref for e in members if e.stopped_for_adverse_effect)
+        adverse_refs += tuple(
+            r.ref for r in reactions
+            if r.ingredient == group.ingredient and start is not None
+            and (r.onset is None or start <= r.onset <= (end or r.onset) + timedelta(days=14))
+        )
+        weeks_adequate = round(profile.days_adequate / 7.0, 1) if dates_known else 0.0
+        outcome = assess_outcome(
+            start=start, end=end, weeks_at_adequate_dose=weeks_adequate,
+            stopped_for_adverse_effect=bool(adverse_refs), ongoing=ongoing, scores=scores,
+            knowledge=knowledge, adverse_evidence=adverse_refs,
+        )
+        in_episode = episode.start is None or end is None or end >= episode.start
+        trials.append(Trial(
+            id=f"trial-{len(trials) + 1}",
+            ingredient=group.ingredient,
+            rxnorm=drug.rxnorm[0] if drug and drug.rxnorm else None,
+            drug_class=drug.drug_class if drug else best.drug_class,
+            formulation=formulation,
+            start=start,
+            end=end,
+            ongoing=ongoing,
+            dates_known=dates_known,
+            in_current_episode=in_episode,
+            max_daily_dose_mg=profile.max_dose,
+            min_adequate_dose_mg=min_dose.value if min_dose else None,
+            min_dose_confidence=min_dose.confidence if min_dose else None,
+            label_max_dose_mg=max_label.value if max_label else None,
+            weeks_total=weeks_total,
+            weeks_at_adequate_dose=weeks_adequate,
+            weeks_dose_unknown=round(profile.days_unknown / 7.0, 1) if dates_known else 0.0,
+            stopped_for_adverse_effect=bool(adverse_refs),
+            dose_steps=tuple(profile.steps),
+            augmentations=_augmentations(start, end, augmenting),
+            outcome=outcome,
+            evidence=tuple(dict.fromkeys(evidence + outcome.evidence)),
+        ))
+    return trials, excluded

@@ -1,0 +1,91 @@
+"""Small readers for FHIR data types that tolerate malformed values (returning None, never raising)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any
+
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def as_number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def parse_date(value: Any) -> date | None:
+    """FHIR date/dateTime/instant to a date (partial dates take the first day of the month or year)."""
+    if not isinstance(value, str):
+        return None
+    m = _DATE.match(value.strip())
+    if not m:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1))
+    except ValueError:
+        return None
+
+
+def codings(concept: Any) -> list[tuple[str, str, str]]:
+    """(system, code, display) of every well-formed coding in a CodeableConcept."""
+    out: list[tuple[str, str, str]] = []
+    if not isinstance(concept, dict):
+        return out
+    for c in as_list(concept.get("coding")):
+        if isinstance(c, dict) and isinstance(c.get("code"), str):
+            out.append((str(c.get("system") or ""), c["code"].strip(), str(c.get("display") or "")))
+    return out
+
+
+def concept_texts(concept: Any) -> list[str]:
+    """Human-readable strings of a CodeableConcept: its text and every coding display."""
+    if not isinstance(concept, dict):
+        return []
+    texts = [t for t in [as_str(concept.get("text"))] if t]
+    texts += [d for _, _, d in codings(concept) if d]
+    return texts
+
+
+def code_keys(concept: Any) -> list[str]:
+    return [f"{s}|{c}" for s, c, _ in codings(concept)]
+
+
+def resource_ref(resource: dict[str, Any]) -> str | None:
+    rid = resource.get("id")
+    if isinstance(rid, str) and rid:
+        return f"{resource.get('resourceType')}/{rid}"
+    return None
+
+
+def period_bounds(period: Any) -> tuple[date | None, date | None]:
+    if not isinstance(period, dict):
+        return None, None
+    return parse_date(period.get("start")), parse_date(period.get("end"))
+
+
+def effective_date(resource: dict[str, Any]) -> date | None:
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        d = parse_date(resource.get(key))
+        if d:
+            return d
+    start, end = period_bounds(resource.get("effectivePeriod"))
+    return start or end or parse_date(resource.get("issued"))
+
+
+def first_datetime(value: Any) -> datetime | None:
+    d = parse_date(value)
+    return datetime(d.year, d.month, d.day) if d else None

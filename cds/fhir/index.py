@@ -1,0 +1,39 @@
+"""Resolve FHIR references within one patient's input: contained (#id), Type/id, fullUrl, absolute URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cds.fhir.reader import RawInput, Resource
+
+
+class ResourceIndex:
+    def __init__(self, raw: RawInput) -> None:
+        self._by_ref: dict[str, Resource] = {}
+        for res in raw.resources:
+            rid = res.get("id")
+            if isinstance(rid, str) and rid:
+                self._by_ref.setdefault(f"{res['resourceType']}/{rid}", res)
+        self._by_url = dict(raw.full_urls)
+
+    def resolve(self, reference: Any, context: Resource | None = None) -> Resource | None:
+        if not isinstance(reference, dict):
+            return None
+        ref = reference.get("reference")
+        if not isinstance(ref, str) or not ref:
+            return None
+        if ref.startswith("#"):
+            for contained in (context or {}).get("contained", []) or []:
+                if isinstance(contained, dict) and contained.get("id") == ref[1:]:
+                    return contained
+            return None
+        if ref in self._by_url:
+            return self._by_url[ref]
+        parts = ref.rstrip("/").split("/")
+        if len(parts) >= 2:
+            key = f"{parts[-2]}/{parts[-1]}"
+            if "_history" in parts and len(parts) >= 4:
+                at = parts.index("_history")
+                key = f"{parts[at - 2]}/{parts[at - 1]}"
+            return self._by_ref.get(key)
+        return None

@@ -1,0 +1,388 @@
+"""Recognise medications (RxNorm ingredient or product code, ATC, or name) and turn MedicationStatement,
+MedicationRequest and MedicationDispense resources into typed MedicationExposure facts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from cds.facts.models import DataIssue, MedicationExposure
+from cds.fhir.dosage import DoseEstimate, ProductStrength, daily_dose
+from cds.fhir.elements import (
+    as_list,
+    as_number,
+    as_str,
+    codings,
+    concept_texts,
+    parse_date,
+    period_bounds,
+    resource_ref,
+)
+from cds.fhir.index import ResourceIndex
+from cds.fhir.reader import Resource
+from cds.knowledge import Knowledge
+from cds.knowledge.catalog import ATC_SYSTEMS, RXNORM_SYSTEMS
+from cds.knowledge.models import Drug
+from cds.knowledge.products import formulation_of
+
+_TEXT_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg)\b(?!\s*/\s*(?:ml|hr|h\b))", re.IGNORECASE)
+_COUNT_UNITS = {"tablet", "tab", "tabs", "{tbl}", "capsule", "cap", "{capsule}", "1", "{count}", "each", "ea"}
+
+# FHIR status values that mean the medication was not (or not really) taken.
+_SKIP_STATEMENT = {"entered-in-error", "not-taken", "intended"}
+_SKIP_REQUEST = {"entered-in-error", "cancelled", "draft"}
+_REQUEST_INTENTS_TAKEN = {"order", "original-order", "reflex-order", "filler-order", "instance-order", None}
+_OPEN_STATUSES = {"active", "on-hold"}
+_DISPENSE_TAKEN = {"completed", None}
+
+
+@dataclass(frozen=True)
+class Component:
+    drug: Drug
+    strength: ProductStrength | None
+    rate_mg_per_day: float | None
+    formulation: str
+    salt: str | None
+    how: str
+
+
+@dataclass
+class Resolved:
+    components: list[Component] = field(default_factory=list)
+    text: str = ""
+    evidence: list[str] = field(default_factory=list)
+
+
+class MedicationResolver:
+    def __init__(self, knowledge: Knowledge, index: ResourceIndex) -> None:
+        self.catalog = knowledge.catalog
+        self.index = index
+
+    def from_concept(self, concept: Any) -> Resolved:
+        texts = concept_texts(concept)
+        resolved = Resolved(text=texts[0] if texts else "")
+        for system, code, display in codings(concept):
+            sys_l = system.lower()
+            if sys_l in RXNORM_SYSTEMS:
+                product = self.catalog.product(code)
+                if product is not None:
+                    resolved.text = resolved.text or product.display
+                    for comp in product.components:
+                        drug = self.catalog.get(comp.ingredient)
+                        if drug is None:
+                            continue
+                        strength = (
+                            ProductStrength(mg_per_unit=comp.mg_per_unit, per_ml=comp.per_ml)
+                            if comp.mg_per_unit
+                            else None
+                        )
+                        resolved.components.append(
+                            Component(drug, strength, comp.mg_per_day_rate, product.formulation, comp.salt,
+                                      f"RxNorm product {code}")
+                        )
+                    return resolved
+                drug = self.catalog.by_rxnorm(code)
+                if drug is not None:
+                    resolved.components.append(self._from_text_strength(drug, display or resolved.text,
+                                                                        f"RxNorm ingredient {code}"))
+                    return resolved
+            elif sys_l in ATC_SYSTEMS:
+                drug = self.catalog.by_atc(code)
+                if drug is not None:
+                    resolved.components.append(self._from_text_strength(drug, display or resolved.text,
+                                                                        f"ATC {code}"))
+                    return resolved
+        drugs = self.catalog.by_text(" ".join(texts))
+        for drug in drugs:
+            text = next((t for t in texts if drug.ingredient in t.lower()), " ".join(texts))
+            comp = self._from_text_strength(drug, text if len(drugs) == 1 else "", f"name '{text}'")
+            resolved.components.append(comp)
+        return resolved
+
+    def _from_text_strength(self, drug: Drug, text: str, how: str) -> Component:
+        strengths = _TEXT_STRENGTH.findall(text or "")
+        strength = None
+        if len(strengths) == 1:
+            amount = float(strengths[0][0]) / (1000.0 if strengths[0][1].lower() == "mcg" else 1.0)
+            strength = ProductStrength(mg_per_unit=amount)
+        salt = "hydrobromide" if "hydrobromide" in (text or "").lower() else None
+        return Component(drug, strength, None, formulation_of(text or ""), salt, how)
+
+    def from_medication_resource(self, med: Resource) -> Resolved:
+        resolved = self.from_concept(med.get("code"))
+        if not resolved.components:
+            # A Medication may name its ingredients instead of (or besides) a code.
+            for ing in as_list(med.get("ingredient")):
+                if isinstance(ing, dict):
+                    sub = self.from_concept(ing.get("itemCodeableConcept"))
+                    for comp in sub.components:
+                        resolved.components.append(_with_ratio_strength(comp, ing.get("strength")))
+                    resolved.text = resolved.text or sub.text
+        elif len(resolved.components) == 1 and resolved.components[0].strength is None:
+            for ing in as_list(med.get("ingredient")):
+                if isinstance(ing, dict) and ing.get("strength"):
+                    resolved.components[0] = _with_ratio_strength(resolved.components[0], ing["strength"])
+                    break
+        form_text = " ".join(concept_texts(med.get("form")))
+        if form_text and resolved.components:
+            resolved.components = [
+                c if c.formulation != "immediate_release" else _replace_formulation(c, formulation_of(form_text))
+                for c in resolved.components
+            ]
+        return resolved
+
+    def resolve(self, resource: Resource, issues: list[DataIssue], ref: str) -> Resolved:
+        if "medicationCodeableConcept" in resource:
+            return self.from_concept(resource["medicationCodeableConcept"])
+        reference = resource.get("medicationReference")
+        if isinstance(reference, dict):
+            target = self.index.resolve(reference, resource)
+            if target is not None and target.get("resourceType") == "Medication":
+                resolved = self.from_medication_resource(target)
+                target_ref = resource_ref(target)
+                if target_ref and not str(reference.get("reference", "")).startswith("#"):
+                    resolved.evidence.append(target_ref)
+                return resolved
+            issues.append(
+                DataIssue(
+                    kind="unresolved_reference",
+                    ref=ref,
+                    message=f"medication reference {reference.get('reference')!r} not found in the record",
+                )
+            )
+            display = as_str(reference.get("display"))
+            if display:
+                return self.from_concept({"text": display})
+        return Resolved()
+
+
+def _replace_formulation(comp: Component, formulation: str) -> Component:
+    return Component(comp.drug, comp.strength, comp.rate_mg_per_day, formulation, comp.salt, comp.how)
+
+
+def _with_ratio_strength(comp: Component, ratio: Any) -> Component:
+    if not isinstance(ratio, dict):
+        return comp
+    num, den = ratio.get("numerator") or {}, ratio.get("denominator") or {}
+    value = as_number(num.get("value")) if isinstance(num, dict) else None
+    unit = str(num.get("code") or num.get("unit") or "").lower() if isinstance(num, dict) else ""
+    factor = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001}.get(unit)
+    if value is None or factor is None or value <= 0:
+        return comp
+    den_unit = str(den.get("code") or den.get("unit") or "").lower() if isinstance(den, dict) else ""
+    den_value = (as_number(den.get("value")) if isinstance(den, dict) else None) or 1.0
+    per_ml = den_unit in {"ml", "milliliter"}
+    if not per_ml and den_unit and den_unit not in _COUNT_UNITS:
+        return comp
+    strength = ProductStrength(mg_per_unit=value * factor / den_value, per_ml=per_ml)
+    return Component(comp.drug, strength, comp.rate_mg_per_day, comp.formulation, comp.salt, comp.how)
+
+
+# ----------------------------------------------------------------------------------------- exposures
+
+
+class ExposureBuilder:
+    """Turns one medication resource into exposures (one per recognised ingredient)."""
+
+    def __init__(self, knowledge: Knowledge, index: ResourceIndex, now: date) -> None:
+        self.knowledge = knowledge
+        self.resolver = MedicationResolver(knowledge, index)
+        self.now = now
+        self.factor = knowledge.config["implausible_dose_factor"]
+        self.future_days = knowledge.config["future_tolerance_days"]
+
+    def build(self, resource: Resource, ref: str, issues: list[DataIssue]) -> list[MedicationExposure]:
+        rtype = resource["resourceType"]
+        status = as_str(resource.get("status"))
+        if rtype == "MedicationStatement" and status in _SKIP_STATEMENT:
+            return []
+        if rtype == "MedicationRequest" and (
+            status in _SKIP_REQUEST or resource.get("intent") not in _REQUEST_INTENTS_TAKEN
+        ):
+            return []
+        if rtype == "MedicationDispense" and status not in _DISPENSE_TAKEN:
+            return []
+        resolved = self.resolver.resolve(resource, issues, ref)
+        if not resolved.components:
+            return []
+        start, end, end_estimated, open_ended = self._dates(rtype, resource, status, ref, issues)
+        if start is None and end is None and open_ended is False and rtype != "MedicationStatement":
+            pass
+        reason_concepts = [*as_list(resource.get("statusReason")), resource.get("statusReasonCodeableConcept")]
+        reason_codes = [c for cc in reason_concepts for _, c, _ in codings(cc)]
+        reason_texts = [t for cc in reason_concepts for t in concept_texts(cc)]
+        adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(
+            reason_codes, reason_texts
+        )
+        indication = [t for cc in as_list(resource.get("reasonCode")) for t in concept_texts(cc)]
+        out = []
+        for comp in resolved.components:
+            estimate = self._dose(rtype, resource, comp)
+            dose = estimate.mg_per_day
+            derivation = estimate.derivation
+            if dose is not None and comp.salt:
+                eq = next((s for s in comp.drug.salt_equivalence if s.salt == comp.salt), None)
+                if eq is not None:
+                    dose = round(dose * eq.factor, 3)
+                    derivation += f"; {comp.salt} salt x {eq.factor} ({eq.source}, {eq.confidence})"
+            label_max = comp.drug.max_dose(comp.formulation)
+            if dose is not None and label_max is not None and dose > label_max.value * self.factor:
+                issues.append(
+                    DataIssue(
+                        kind="implausible_dose",
+                        ref=ref,
+                        message=(
+                            f"{comp.drug.ingredient} {_fmt(dose)} mg/day is more than {_fmt(self.factor)}x the "
+                            f"labelled maximum of {_fmt(label_max.value)} mg/day; dose treated as unknown"
+                        ),
+                    )
+                )
+                dose, derivation = None, f"implausible dose ignored ({derivation})"
+            out.append(
+                MedicationExposure(
+                    ref=ref,
+                    kind={"MedicationStatement": "statement", "MedicationRequest": "request"}.get(
+                        rtype, "dispense"
+                    ),
+                    ingredient=comp.drug.ingredient,
+                    role=comp.drug.role,
+                    drug_class=comp.drug.drug_class,
+                    formulation=comp.formulation,
+                    medication_text=resolved.text or comp.drug.ingredient,
+                    start=start,
+                    end=end,
+                    end_is_estimate=end_estimated,
+                    open_ended=open_ended,
+                    status=status,
+                    daily_dose_mg=dose,
+                    dose_derivation=f"{derivation} [{comp.how}]",
+                    stopped_for_adverse_effect=adverse,
+                    reason_text="; ".join(reason_texts) or None,
+                    indication_text="; ".join(indication) or None,
+                    evidence=(ref, *resolved.evidence),
+                )
+            )
+        return out
+
+    # -- dose -------------------------------------------------------------------------------------
+    def _dose(self, rtype: str, resource: Resource, comp: Component) -> DoseEstimate:
+        if comp.rate_mg_per_day is not None:
+            return DoseEstimate(mg_per_day=comp.rate_mg_per_day, derivation="transdermal system delivery rate")
+        key = "dosage" if rtype == "MedicationStatement" else "dosageInstruction"
+        dosages = [d for d in as_list(resource.get(key)) if isinstance(d, dict)]
+        estimates = [daily_dose(d, comp.strength) for d in dosages]
+        known = [e for e in estimates if e.mg_per_day is not None]
+        if estimates and len(known) == len(estimates):
+            sequences = {d.get("sequence") for d in dosages}
+            if len(estimates) == 1:
+                return estimates[0]
+            if len(sequences) == 1:
+                total = sum(e.mg_per_day or 0.0 for e in known)
+                return DoseEstimate(mg_per_day=total, derivation=" + ".join(e.derivation for e in known))
+            best = max(known, key=lambda e: e.mg_per_day or 0.0)
+            return DoseEstimate(mg_per_day=best.mg_per_day, derivation=f"highest of sequenced dosages: "
+                                f"{best.derivation}")
+        if rtype == "MedicationDispense":
+            supplied = self._dispensed_per_day(resource, comp)
+            if supplied is not None:
+                return supplied
+        if estimates:
+            first = next((e for e in estimates if e.mg_per_day is None), estimates[0])
+            return DoseEstimate(mg_per_day=None, derivation=first.derivation, problems=first.problems)
+        return DoseEstimate(mg_per_day=None, derivation="no dosage recorded")
+
+    def _dispensed_per_day(self, resource: Resource, comp: Component) -> DoseEstimate | None:
+        quantity, days = resource.get("quantity"), resource.get("daysSupply")
+        if not isinstance(quantity, dict) or not isinstance(days, dict) or comp.strength is None:
+            return None
+        qty, ndays = as_number(quantity.get("value")), as_number(days.get("value"))
+        if not qty or not ndays or qty <= 0 or ndays <= 0:
+            return None
+        unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
+        if comp.strength.per_ml != (unit in {"ml", "milliliter"}):
+            return None
+        if not comp.strength.per_ml and unit and unit not in _COUNT_UNITS and unit not in {
+            "tablets", "capsules", "{tablet}", "{tablets}", "{capsules}"
+        }:
+            return None
+        mg = qty * comp.strength.mg_per_unit / ndays
+        return DoseEstimate(
+            mg_per_day=round(mg, 3),
+            derivation=f"dispensed {_fmt(qty)} x {_fmt(comp.strength.mg_per_unit)} mg over {_fmt(ndays)} days",
+        )
+
+    # -- dates ------------------------------------------------------------------------------------
+    def _dates(
+        self, rtype: str, resource: Resource, status: str | None, ref: str, issues: list[DataIssue]
+    ) -> tuple[date | None, date | None, bool, bool]:
+        """(start, end, end_is_estimate, open_ended) for one medication resource."""
+        start: date | None
+        end: date | None
+        estimated = False
+        if rtype == "MedicationStatement":
+            start, end = period_bounds(resource.get("effectivePeriod"))
+            if start is None and end is None:
+                start = parse_date(resource.get("effectiveDateTime"))
+        elif rtype == "MedicationRequest":
+            start, end = self._request_bounds(resource)
+            if start is None:
+                start = parse_date(resource.get("authoredOn"))
+            if end is None and start is not None:
+                supply = self._supply_days(resource)
+                if supply is not None:
+                    end, estimated = start + timedelta(days=supply - 1), True
+        else:
+            start = parse_date(resource.get("whenHandedOver")) or parse_date(resource.get("whenPrepared"))
+            end = None
+            days = resource.get("daysSupply")
+            ndays = as_number(days.get("value")) if isinstance(days, dict) else None
+            if start is not None and ndays and ndays > 0:
+                end, estimated = start + timedelta(days=int(round(ndays)) - 1), True
+        if start is not None and end is not None and end < start:
+            issues.append(
+                DataIssue(kind="invalid_period", ref=ref, message=f"ends ({end}) before it starts ({start}); "
+                          "duration treated as unknown")
+            )
+            end, estimated = None, False
+        limit = self.now + timedelta(days=self.future_days)
+        if start is not None and start > limit:
+            issues.append(
+                DataIssue(kind="future_date", ref=ref, message=f"starts {start}, after the evaluation date "
+                          f"{self.now}; not counted")
+            )
+            return None, None, False, False
+        open_ended = False
+        if rtype != "MedicationDispense" and status in _OPEN_STATUSES and (end is None or end > self.now):
+            end, estimated, open_ended = self.now, True, True
+        elif end is not None and end > self.now:
+            end, estimated = self.now, True
+        return start, end, estimated, open_ended
+
+    @staticmethod
+    def _request_bounds(resource: Resource) -> tuple[date | None, date | None]:
+        for dosage in as_list(resource.get("dosageInstruction")):
+            if isinstance(dosage, dict) and isinstance(dosage.get("timing"), dict):
+                repeat = dosage["timing"].get("repeat")
+                if isinstance(repeat, dict) and isinstance(repeat.get("boundsPeriod"), dict):
+                    return period_bounds(repeat["boundsPeriod"])
+        return None, None
+
+    @staticmethod
+    def _supply_days(resource: Resource) -> int | None:
+        request = resource.get("dispenseRequest")
+        if not isinstance(request, dict):
+            return None
+        duration = request.get("expectedSupplyDuration")
+        value = as_number(duration.get("value")) if isinstance(duration, dict) else None
+        unit = str(duration.get("code") or duration.get("unit") or "d").lower() if isinstance(duration, dict) else ""
+        per = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30}.get(unit)
+        if value is None or value <= 0 or per is None:
+            return None
+        repeats = as_number(request.get("numberOfRepeatsAllowed")) or 0.0
+        return int(round(value * per * (1 + max(repeats, 0.0))))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}" if abs(x - round(x)) > 1e-9 else str(int(round(x)))

@@ -1,0 +1,97 @@
+"""Read one patient's FHIR R4 input (Bundle of any type, a single resource, or NDJSON) into raw resources.
+
+Only structural problems are handled here: what is not JSON or not FHIR at all raises InputError; a broken
+entry inside an otherwise good input becomes a DataIssue and the rest is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cds.errors import InputError
+from cds.facts.models import DataIssue
+
+Resource = dict[str, Any]
+
+
+@dataclass
+class RawInput:
+    resources: list[Resource] = field(default_factory=list)
+    full_urls: dict[str, Resource] = field(default_factory=dict)
+    issues: list[DataIssue] = field(default_factory=list)
+
+
+def _issue(ref: str, message: str) -> DataIssue:
+    return DataIssue(kind="invalid_resource", ref=ref, message=message)
+
+
+def _add(raw: RawInput, resource: Any, where: str, full_url: Any = None) -> None:
+    if not isinstance(resource, dict):
+        raw.issues.append(_issue(where, "entry has no resource object"))
+        return
+    rtype = resource.get("resourceType")
+    if not isinstance(rtype, str) or not rtype:
+        raw.issues.append(_issue(where, "resource has no resourceType"))
+        return
+    if rtype == "Bundle":
+        _add_bundle(raw, resource, where)
+        return
+    raw.resources.append(resource)
+    if isinstance(full_url, str) and full_url:
+        raw.full_urls[full_url] = resource
+
+
+def _add_bundle(raw: RawInput, bundle: Resource, where: str) -> None:
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raw.issues.append(_issue(where, "Bundle.entry is not a list"))
+        return
+    for i, entry in enumerate(entries):
+        here = f"{where}entry[{i}]" if where else f"entry[{i}]"
+        if not isinstance(entry, dict):
+            raw.issues.append(_issue(here, "Bundle entry is not an object"))
+            continue
+        _add(raw, entry.get("resource"), here, entry.get("fullUrl"))
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON
+
+
+_NOT_JSON = object()
+
+
+def read_input(data: bytes) -> RawInput:
+    """Parse bytes holding one patient's record; raise InputError only when nothing can be read."""
+    if not data.strip():
+        raise InputError("the input is empty")
+    raw = RawInput()
+    doc = _loads(data)
+    if doc is _NOT_JSON:
+        lines = [line for line in data.splitlines() if line.strip()]
+        parsed = [_loads(line) for line in lines]
+        if not parsed or all(p is _NOT_JSON for p in parsed):
+            raise InputError("the input is not JSON (expected a FHIR Bundle, a resource or NDJSON)")
+        for i, item in enumerate(parsed):
+            if item is _NOT_JSON:
+                raw.issues.append(_issue(f"line[{i + 1}]", "line is not valid JSON"))
+            else:
+                _add(raw, item, f"line[{i + 1}]")
+    elif isinstance(doc, dict):
+        if not isinstance(doc.get("resourceType"), str):
+            raise InputError("the JSON is not a FHIR resource (no resourceType)")
+        _add(raw, doc, "")
+    elif isinstance(doc, list):
+        for i, item in enumerate(doc):
+            _add(raw, item, f"item[{i}]")
+    else:
+        raise InputError("the JSON is not a FHIR resource or Bundle")
+    if not raw.resources:
+        raise InputError("no FHIR resources found in the input")
+    return raw

@@ -1,0 +1,171 @@
+"""Map one patient's raw FHIR resources to a typed PatientRecord. The only place that reads FHIR JSON
+for Observation, Condition, AllergyIntolerance and Patient; medications are in medications.py."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+from typing import Any
+
+from cds.facts.models import AdverseReaction, DataIssue, Diagnosis, MedicationExposure, PatientRecord, Score
+from cds.fhir.elements import (
+    as_list,
+    as_number,
+    as_str,
+    code_keys,
+    codings,
+    concept_texts,
+    effective_date,
+    parse_date,
+    period_bounds,
+    resource_ref,
+)
+from cds.fhir.index import ResourceIndex
+from cds.fhir.medications import ExposureBuilder, MedicationResolver
+from cds.fhir.reader import RawInput, Resource
+from cds.knowledge import Knowledge
+
+_MEDICATION_TYPES = {"MedicationStatement", "MedicationRequest", "MedicationDispense"}
+_OBSERVATION_OK = {"final", "amended", "corrected", None}
+_NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
+_INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
+_DISCARD_VERIFICATION = {"entered-in-error", "refuted"}
+
+
+class RecordReader:
+    def __init__(self, knowledge: Knowledge, now: date) -> None:
+        self.knowledge = knowledge
+        self.now = now
+        self.future_limit = now + timedelta(days=knowledge.config["future_tolerance_days"])
+
+    def read(self, raw: RawInput) -> PatientRecord:
+        index = ResourceIndex(raw)
+        issues = list(raw.issues)
+        exposures: list[MedicationExposure] = []
+        scores: list[Score] = []
+        diagnoses: list[Diagnosis] = []
+        reactions: list[AdverseReaction] = []
+        patient_ref: str | None = None
+        birth: date | None = None
+        meds = ExposureBuilder(self.knowledge, index, self.now)
+        resolver = MedicationResolver(self.knowledge, index)
+        for i, res in enumerate(raw.resources):
+            rtype = res["resourceType"]
+            ref = resource_ref(res) or f"{rtype}[{i}]"
+            try:
+                if rtype == "Patient" and patient_ref is None:
+                    patient_ref, birth = resource_ref(res) or ref, parse_date(res.get("birthDate"))
+                elif rtype in _MEDICATION_TYPES:
+                    exposures += meds.build(res, ref, issues)
+                elif rtype == "Observation":
+                    scores += self._scores(res, ref, issues)
+                elif rtype == "Condition":
+                    dx = self._diagnosis(res, ref)
+                    if dx is not None:
+                        diagnoses.append(dx)
+                elif rtype == "AllergyIntolerance":
+                    reactions += self._reactions(res, ref, resolver)
+            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                # A resource whose shape defeats the tolerant readers: report it, keep the rest.
+                issues.append(DataIssue(kind="invalid_resource", ref=ref, message=f"could not be read ({exc})"))
+        return PatientRecord(
+            patient_ref=patient_ref,
+            birth_date=birth,
+            exposures=tuple(exposures),
+            scores=tuple(sorted(scores, key=lambda s: (s.date, s.ref))),
+            diagnoses=tuple(diagnoses),
+            reactions=tuple(reactions),
+            issues=tuple(issues),
+            resource_count=len(raw.resources),
+        )
+
+    # -- observations -------------------------------------------------------------------------------
+    def _scores(self, res: Resource, ref: str, issues: list[DataIssue]) -> list[Score]:
+        if res.get("status") not in _OBSERVATION_OK:
+            return []
+        found: list[tuple[str, Any]] = []
+        for system, code, _ in codings(res.get("code")):
+            inst = self.knowledge.instruments.match(system, code)
+            if inst is not None:
+                found.append((inst.id, res))
+                break
+        for comp in as_list(res.get("component")):
+            if isinstance(comp, dict):
+                for system, code, _ in codings(comp.get("code")):
+                    inst = self.knowledge.instruments.match(system, code)
+                    if inst is not None:
+                        found.append((inst.id, comp))
+                        break
+        if not found:
+            return []
+        when = effective_date(res)
+        if when is None:
+            issues.append(DataIssue(kind="invalid_resource", ref=ref, message="score has no date; not used"))
+            return []
+        if when > self.future_limit:
+            issues.append(DataIssue(kind="future_date", ref=ref, message=f"score dated {when}, after the "
+                                    f"evaluation date {self.now}; not used"))
+            return []
+        out = []
+        for instrument_id, holder in found:
+            value = _score_value(holder)
+            inst = self.knowledge.instruments.instruments[instrument_id]
+            if value is None:
+                issues.append(DataIssue(kind="invalid_resource", ref=ref,
+                                        message=f"{inst.name} value is missing or not a number; not used"))
+                continue
+            if not inst.range.min <= value <= inst.range.max:
+                issues.append(DataIssue(kind="score_out_of_range", ref=ref, message=(
+                    f"{inst.name} score {value:g} is outside {inst.range.min:g}-{inst.range.max:g}; not used")))
+                continue
+            out.append(Score(ref=ref, instrument=instrument_id, value=value, date=when))
+        return out
+
+    # -- conditions ---------------------------------------------------------------------------------
+    def _diagnosis(self, res: Resource, ref: str) -> Diagnosis | None:
+        verification = [c for _, c, _ in codings(res.get("verificationStatus"))]
+        if any(v in _DISCARD_VERIFICATION for v in verification):
+            return None
+        clinical = [c for _, c, _ in codings(res.get("clinicalStatus"))]
+        abated = any(res.get(k) for k in ("abatementDateTime", "abatementPeriod", "abatementAge",
+                                          "abatementString", "abatementRange", "abatementBoolean"))
+        active = not any(c in _INACTIVE_CONDITION for c in clinical) and not (abated and not clinical)
+        onset = parse_date(res.get("onsetDateTime")) or period_bounds(res.get("onsetPeriod"))[0]
+        keys = code_keys(res.get("code"))
+        return Diagnosis(
+            ref=ref,
+            codes=tuple(keys),
+            text=(concept_texts(res.get("code")) or [""])[0],
+            onset=onset,
+            recorded=parse_date(res.get("recordedDate")),
+            active=active,
+            is_depression=self.knowledge.valuesets.contains_any("depression-conditions", keys),
+        )
+
+    # -- allergies ----------------------------------------------------------------------------------
+    def _reactions(self, res: Resource, ref: str, resolver: MedicationResolver) -> list[AdverseReaction]:
+        verification = [c for _, c, _ in codings(res.get("verificationStatus"))]
+        if any(v in _DISCARD_VERIFICATION for v in verification):
+            return []
+        resolved = resolver.from_concept(res.get("code"))
+        category = as_str(res.get("type")) or "unknown"
+        onset = parse_date(res.get("onsetDateTime")) or parse_date(res.get("recordedDate"))
+        return [AdverseReaction(ref=ref, ingredient=c.drug.ingredient, category=category, onset=onset)
+                for c in resolved.components]
+
+
+def _score_value(holder: Any) -> float | None:
+    if not isinstance(holder, dict):
+        return None
+    for key in ("valueInteger", "valueDecimal"):
+        v = as_number(holder.get(key))
+        if v is not None:
+            return v
+    q = holder.get("valueQuantity")
+    if isinstance(q, dict):
+        return as_number(q.get("value"))
+    s = holder.get("valueString")
+    if isinstance(s, str):
+        m = _NUMBER.match(s)
+        return float(m.group(1)) if m else None
+    return None

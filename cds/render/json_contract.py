@@ -1,0 +1,97 @@
+"""The `cds evaluate --format json` document. Field names are a published contract
+(see docs/architecture.md): add fields, never rename or remove them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cds.evaluation import Evaluation, TrialResult
+from cds.findings import Finding
+
+
+def _trial(tr: TrialResult) -> dict[str, Any]:
+    t = tr.trial
+    o = t.outcome
+    return {
+        "id": t.id,
+        "ingredient": t.ingredient,
+        "rxnorm": t.rxnorm,
+        "drug_class": t.drug_class,
+        "formulation": t.formulation,
+        "start": t.start.isoformat() if t.start else None,
+        "end": t.end.isoformat() if t.end else None,
+        "ongoing": t.ongoing,
+        "in_current_episode": t.in_current_episode,
+        "max_daily_dose_mg": t.max_daily_dose_mg,
+        "min_adequate_dose_mg": t.min_adequate_dose_mg,
+        "label_max_dose_mg": t.label_max_dose_mg,
+        "weeks_total": t.weeks_total,
+        "weeks_at_adequate_dose": t.weeks_at_adequate_dose,
+        "weeks_dose_unknown": t.weeks_dose_unknown,
+        "adequacy": tr.adequacy,
+        "outcome": o.outcome,
+        "improvement_pct": o.improvement_pct,
+        "outcome_detail": {
+            "instrument": o.instrument,
+            "baseline_score": o.baseline_score,
+            "baseline_date": o.baseline_date.isoformat() if o.baseline_date else None,
+            "end_score": o.end_score,
+            "end_date": o.end_date.isoformat() if o.end_date else None,
+            "response_lost": o.response_lost,
+            "basis": o.basis,
+        },
+        "dose_steps": [
+            {"start": s.start.isoformat(), "end": s.end.isoformat(), "daily_dose_mg": s.daily_dose_mg}
+            for s in t.dose_steps
+        ],
+        "augmentations": [
+            {"ingredient": a.ingredient, "drug_class": a.drug_class,
+             "start": a.start.isoformat() if a.start else None, "end": a.end.isoformat() if a.end else None,
+             "evidence": list(a.evidence)}
+            for a in t.augmentations
+        ],
+        "evidence": list(t.evidence),
+    }
+
+
+def _finding(f: Finding) -> dict[str, Any]:
+    return {
+        "code": f.code,
+        "rule": f.rule,
+        "rule_version": f.rule_version,
+        "category": f.category,
+        "indicator": f.indicator,
+        "summary": f.summary,
+        "detail": f.detail,
+        "evidence": list(f.evidence),
+        "source": {"label": f.source.label, "url": f.source.url, "confidence": f.source.confidence},
+        "subject": f.subject,
+        "needs_clinical_review": f.needs_clinical_review,
+    }
+
+
+def to_contract(ev: Evaluation) -> dict[str, Any]:
+    return {
+        "patient": ev.patient,
+        "now": ev.now.isoformat(),
+        "knowledge_version": ev.knowledge_version,
+        "episode": {"start": ev.episode.start.isoformat() if ev.episode.start else None,
+                    "basis": ev.episode.basis, "evidence": list(ev.episode.evidence)},
+        "trials": [_trial(t) for t in ev.trials],
+        "excluded_exposures": [
+            {"ingredient": e.ingredient, "max_daily_dose_mg": e.max_daily_dose_mg, "threshold_mg": e.threshold_mg,
+             "reason": e.reason, "evidence": list(e.evidence)}
+            for e in ev.excluded
+        ],
+        "trd": {"status": ev.trd_status, "failed_adequate_trials": ev.failed_adequate_trials},
+        "staging": {
+            # Staging models arrive with their own rule modules; until then every value is null (not computed).
+            "thase_rush": {"stage": None},
+            "mgh": {"score": None},
+            "european": {"level": None},
+            "maudsley": {"score": None, "category": None},
+            "computed": False,
+        },
+        "findings": [_finding(f) for f in ev.findings],
+        "data_quality": ev.data_quality,
+    }
