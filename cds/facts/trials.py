@@ -61,7 +61,9 @@ def _supersede(exposures: list[MedicationExposure]) -> list[MedicationExposure]:
     out: list[MedicationExposure] = []
     for i, exp in enumerate(exposures):
         nxt = next((e for e in exposures[i + 1 :] if e.start and exp.start and e.start > exp.start), None)
-        if nxt is not None and nxt.start is not None and (exp.end is None or (exp.end_is_estimate and exp.end >= nxt.start)):
+        if nxt is not None and nxt.start is not None and exp.end is not None and exp.end_is_estimate and (
+            exp.end >= nxt.start
+        ):
             exp = exp.model_copy(update={"end": nxt.start - _DAY, "end_is_estimate": True, "open_ended": False})
         out.append(exp)
     return out
@@ -78,7 +80,12 @@ def _group(exposures: Sequence[MedicationExposure], gap_days: float) -> list[_Gr
         own: list[_Group] = []
         for exp in dated:
             cur = own[-1] if own else None
-            if cur is not None and cur.end is not None and exp.start is not None and (
+            if cur is not None and cur.end is not None and exp.start is not None and exp.end is None and (
+                cur.start is not None and cur.start <= exp.start <= cur.end
+            ):
+                # Inside a documented span, an exposure with an unknown end adds evidence, not uncertainty.
+                cur.undated.append(exp)
+            elif cur is not None and cur.end is not None and exp.start is not None and (
                 exp.start - cur.end
             ).days <= gap_days + 1:
                 cur.exposures.append(exp)

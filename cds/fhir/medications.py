@@ -28,7 +28,10 @@ from cds.knowledge.models import Drug
 from cds.knowledge.products import formulation_of
 
 _TEXT_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg)\b(?!\s*/\s*(?:ml|hr|h\b))", re.IGNORECASE)
-_COUNT_UNITS = {"tablet", "tab", "tabs", "{tbl}", "capsule", "cap", "{capsule}", "1", "{count}", "each", "ea"}
+_COUNT_UNITS = {
+    "tablet", "tablets", "tab", "tabs", "{tbl}", "{tablet}", "{tablets}", "capsule", "capsules", "cap",
+    "{capsule}", "{capsules}", "1", "{count}", "each", "ea", "patch",
+}
 
 # FHIR status values that mean the medication was not (or not really) taken.
 _SKIP_STATEMENT = {"entered-in-error", "not-taken", "intended"}
@@ -207,9 +210,10 @@ class ExposureBuilder:
         resolved = self.resolver.resolve(resource, issues, ref)
         if not resolved.components:
             return []
-        start, end, end_estimated, open_ended = self._dates(rtype, resource, status, ref, issues)
-        if start is None and end is None and open_ended is False and rtype != "MedicationStatement":
-            pass
+        first_dose = self._dose(rtype, resource, resolved.components[0])
+        start, end, end_estimated, open_ended = self._dates(
+            rtype, resource, status, ref, issues, self._units_per_day(first_dose, resolved.components[0])
+        )
         reason_concepts = [*as_list(resource.get("statusReason")), resource.get("statusReasonCodeableConcept")]
         reason_codes = [c for cc in reason_concepts for _, c, _ in codings(cc)]
         reason_texts = [t for cc in reason_concepts for t in concept_texts(cc)]
@@ -303,9 +307,7 @@ class ExposureBuilder:
         unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
         if comp.strength.per_ml != (unit in {"ml", "milliliter"}):
             return None
-        if not comp.strength.per_ml and unit and unit not in _COUNT_UNITS and unit not in {
-            "tablets", "capsules", "{tablet}", "{tablets}", "{capsules}"
-        }:
+        if not comp.strength.per_ml and unit and unit not in _COUNT_UNITS:
             return None
         mg = qty * comp.strength.mg_per_unit / ndays
         return DoseEstimate(
@@ -314,8 +316,15 @@ class ExposureBuilder:
         )
 
     # -- dates ------------------------------------------------------------------------------------
+    @staticmethod
+    def _units_per_day(estimate: DoseEstimate, comp: Component) -> float | None:
+        if estimate.mg_per_day is None or comp.strength is None or comp.strength.per_ml:
+            return None
+        return estimate.mg_per_day / comp.strength.mg_per_unit
+
     def _dates(
-        self, rtype: str, resource: Resource, status: str | None, ref: str, issues: list[DataIssue]
+        self, rtype: str, resource: Resource, status: str | None, ref: str, issues: list[DataIssue],
+        units_per_day: float | None = None,
     ) -> tuple[date | None, date | None, bool, bool]:
         """(start, end, end_is_estimate, open_ended) for one medication resource."""
         start: date | None
@@ -330,7 +339,7 @@ class ExposureBuilder:
             if start is None:
                 start = parse_date(resource.get("authoredOn"))
             if end is None and start is not None:
-                supply = self._supply_days(resource)
+                supply = self._supply_days(resource, units_per_day)
                 if supply is not None:
                     end, estimated = start + timedelta(days=supply - 1), True
         else:
@@ -370,18 +379,27 @@ class ExposureBuilder:
         return None, None
 
     @staticmethod
-    def _supply_days(resource: Resource) -> int | None:
+    def _supply_days(resource: Resource, units_per_day: float | None) -> int | None:
+        """Days the prescribed supply lasts: expectedSupplyDuration, else quantity / units per day."""
         request = resource.get("dispenseRequest")
         if not isinstance(request, dict):
             return None
+        repeats = max(as_number(request.get("numberOfRepeatsAllowed")) or 0.0, 0.0)
         duration = request.get("expectedSupplyDuration")
-        value = as_number(duration.get("value")) if isinstance(duration, dict) else None
-        unit = str(duration.get("code") or duration.get("unit") or "d").lower() if isinstance(duration, dict) else ""
-        per = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30}.get(unit)
-        if value is None or value <= 0 or per is None:
-            return None
-        repeats = as_number(request.get("numberOfRepeatsAllowed")) or 0.0
-        return int(round(value * per * (1 + max(repeats, 0.0))))
+        if isinstance(duration, dict):
+            value = as_number(duration.get("value"))
+            unit = str(duration.get("code") or duration.get("unit") or "d").lower()
+            per = {"d": 1, "day": 1, "days": 1, "wk": 7, "week": 7, "weeks": 7, "mo": 30, "month": 30}.get(unit)
+            if value is not None and value > 0 and per is not None:
+                return int(round(value * per * (1 + repeats)))
+        quantity = request.get("quantity")
+        if isinstance(quantity, dict) and units_per_day:
+            qty = as_number(quantity.get("value"))
+            unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
+            if qty and qty > 0 and (not unit or unit in _COUNT_UNITS or unit.strip("{}s") in _COUNT_UNITS
+                                    or unit.strip("{}") in _COUNT_UNITS):
+                return int(round(qty / units_per_day * (1 + repeats)))
+        return None
 
 
 def _fmt(x: float) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -50,12 +51,19 @@ def load_model(path: Path, model: type[M]) -> M:
 class IntoleranceTerms:
     codes: frozenset[str]
     keywords: tuple[str, ...]
+    negations: tuple[str, ...] = ()
 
     def matches(self, codes: list[str], texts: list[str]) -> bool:
         if any(c in self.codes for c in codes):
             return True
-        lowered = " ".join(texts).lower()
-        return any(k in lowered for k in self.keywords)
+        for text in texts:
+            lowered = text.lower()
+            for keyword in self.keywords:
+                for m in re.finditer(re.escape(keyword), lowered):
+                    clause = re.split(r"[.;:,()]", lowered[: m.start()])[-1]
+                    if not any(re.search(rf"\b{re.escape(n)}\b", clause) for n in self.negations):
+                        return True
+        return False
 
 
 @dataclass(frozen=True)
@@ -86,7 +94,10 @@ def _intolerance(path: Path) -> IntoleranceTerms:
     keywords = tuple(
         (k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("keywords", [])
     )
-    return IntoleranceTerms(codes=codes, keywords=keywords)
+    negations = tuple(
+        (k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("negation_cues", [])
+    )
+    return IntoleranceTerms(codes=codes, keywords=keywords, negations=negations)
 
 
 def default_profiles_dir() -> Path:
