@@ -15,6 +15,9 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
 * The stock Host runs two polling threads that may execute actions in the background: a Host subclass
   without them is used and actions run synchronously in `run()`.
 * The engine mutates the definition it is given: a fresh definition is compiled for every ruleset.
+* Joins on the `id` property are wrong: the engine treats `id` as its own message id and a join on it fires
+  for every pair or for none, depending on arrival order (measured; see tests/engine/test_durable_adapter.py).
+  Our fact identity travels as `fact_id` inside the engine and is renamed at this boundary.
 * Not thread-safe: one lock per evaluator serialises evaluations.
 """
 
@@ -37,6 +40,23 @@ _CMP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 _ARITH = {"add": "$add", "sub": "$sub", "mul": "$mul", "div": "$div"}
 _HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
 _MAX_SALT = 8
+_ID = "fact_id"  # what our fact `id` is called inside durable_rules
+_ENGINE_ONLY = ("sid", "id", "_salt", "$s")
+
+
+def _field(name: str) -> str:
+    return _ID if name == "id" else name
+
+
+def to_engine(fact: FactView) -> dict[str, Any]:
+    return {_field(k): v for k, v in fact.items()}
+
+
+def from_engine(data: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in data.items() if k not in _ENGINE_ONLY}
+    if _ID in out:
+        out["id"] = out.pop(_ID)
+    return out
 _POOL_SIZE = 256
 _ids = itertools.count()
 
@@ -63,7 +83,7 @@ def _operand(x: Any) -> Any:
         return _expr(x)
     if isinstance(x, str):
         bind, dot, fname = x.partition(".")
-        return {bind: fname} if dot else {"$m": x}
+        return {bind: _field(fname)} if dot else {"$m": _field(x)}
     return x
 
 
@@ -81,31 +101,40 @@ def _is_cross_fact(test: Test) -> bool:
 
 
 def _test(t: Test) -> dict[str, Any]:
+    name = _field(t.field)
     if t.op == "exists":
-        return {"$ex": {t.field: 1}}
+        return {"$ex": {name: 1}}
     if t.op == "missing":
-        return {"$nex": {t.field: 1}}
+        return {"$nex": {name: 1}}
     if t.op in ("in", "not_in"):
         assert isinstance(t.value, list)
         if t.op == "in":
-            return {"$or": [{t.field: v} for v in t.value]}
-        return {"$and": [{"$neq": {t.field: v}} for v in t.value]}
+            return {"$or": [{name: v} for v in t.value]}
+        return {"$and": [{"$neq": {name: v}} for v in t.value]}
     rhs = _expr(t.expr) if t.expr is not None else _operand(t.ref) if t.ref is not None else t.value
     if t.op == "==":
-        return {t.field: rhs}
-    return {_CMP[t.op]: {t.field: rhs}}
+        return {name: rhs}
+    return {_CMP[t.op]: {name: rhs}}
 
 
 def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test]) -> dict[str, Any]:
-    local = [t for t in all_ if not _is_cross_fact(t)]
+    """Order inside the `$and`: simple local tests, cross-fact tests (the last one repeated), compound tests.
+
+    Two engine defects dictate it: a false last cross-fact test reads out of bounds (#381), and a compound
+    test (`$or`, nested `$and`) placed before a cross-fact test makes the engine skip the cross-fact test,
+    so the join fires for every pair (measured; tests/engine/test_durable_adapter.py)."""
+    if any(_is_cross_fact(t) for t in any_):
+        raise KnowledgeError("a test in an `any` group cannot refer to another fact (engine limitation)")
+    compound = [t for t in all_ if t.op in ("in", "not_in")]
     cross = [t for t in all_ if _is_cross_fact(t)]
+    local = [t for t in all_ if t not in compound and t not in cross]
     tests: list[dict[str, Any]] = [{"type": type_}, *(_test(t) for t in local)]
+    if cross:
+        tests += [_test(t) for t in cross]
+        tests.append(tests[-1])  # issue #381: the copy is only reached when the original was true
+    tests += [_test(t) for t in compound]
     if any_:
         tests.append({"$or": [_test(t) for t in any_]})
-    tests += [_test(t) for t in cross]
-    if cross or any(_is_cross_fact(t) for t in any_):
-        # Issue #381 work-around: the repeated last test is only reached when the original was true.
-        tests.append(tests[-1])
     return tests[0] if len(tests) == 1 else {"$and": tests}
 
 
@@ -155,7 +184,7 @@ class DurableEvaluator:
             if sink is None:
                 return
             try:
-                bound = {b: dict(getattr(c, b)._d) for b in binds}
+                bound = {b: from_engine(getattr(c, b)._d) for b in binds}
                 sink.activations.append(Activation(rule.id, tuple((b, str(bound[b]["id"])) for b in binds)))
                 if rule.derive is not None:
                     fact = derive_fact(rule, bound)
@@ -169,7 +198,9 @@ class DurableEvaluator:
     @staticmethod
     def _assert_in_action(c: Any, fact: FactView) -> None:
         for salt in range(_MAX_SALT):
-            payload = dict(fact, _salt=salt) if salt else dict(fact)
+            payload = to_engine(fact)
+            if salt:
+                payload["_salt"] = salt
             try:
                 c.assert_fact(payload)
                 return
@@ -214,7 +245,8 @@ class DurableEvaluator:
 
     def _assert(self, sid: str, fact: FactView, offset: int | None) -> int | None:
         for salt in range(_MAX_SALT):
-            payload: dict[str, Any] = dict(fact, sid=sid)
+            payload = to_engine(fact)
+            payload["sid"] = sid
             if salt:
                 payload["_salt"] = salt
             code, state_offset = _dre.assert_fact(self._ruleset._handle, json.dumps(payload))

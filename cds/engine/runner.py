@@ -60,9 +60,11 @@ class RuleEngine:
         )
         statuses = [str(f["status"]) for f in r2.derived if f.get("type") == "trd_status"]
         outcome.trd_status = statuses[0] if len(statuses) == 1 else "insufficient_data"
-        outcome.findings = self._findings(r1, first) + self._findings(r2, summary)
-        outcome.findings.sort(key=lambda f: (_CATEGORY_RANK.get(f.category, 5), self._order[f.rule],
-                                             f.subject or "", f.summary))
+        concluded = self._findings(r2, summary)
+        classified = self._findings(r1, first)
+        classified.sort(key=lambda f: (_CATEGORY_RANK.get(f.category, 5), self._order[f.rule],
+                                       f.subject or "", f.summary))
+        outcome.findings = concluded + classified
         return outcome
 
     def _findings(self, result: StageResult, views: Views) -> list[Finding]:

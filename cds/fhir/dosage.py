@@ -49,7 +49,8 @@ _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.
 _DAYS_OF_WEEK = frozenset({"mon", "tue", "wed", "thu", "fri", "sat", "sun"})
 _GENERIC_MEALS = frozenset({"C", "AC", "PC"})  # EventTiming "at/before/after a meal": how many is unsaid
 _CODE_RATES = {"QD": 1.0, "QDAY": 1.0, "DAILY": 1.0, "ONCE DAILY": 1.0, "TWICE DAILY": 2.0, "QOD": 0.5}
-_CODE_RATES |= {"BID": 2.0, "TID": 3.0, "QID": 4.0, "WK": 1 / 7, "QWK": 1 / 7, "MO": 1 / 30}
+_CODE_RATES |= {"BID": 2.0, "TID": 3.0, "QID": 4.0, "WK": 1 / 7, "QWK": 1 / 7, "WEEKLY": 1 / 7, "MO": 1 / 30}
+_CODE_RATES["MONTHLY"] = 1 / 30
 _CODE_RATES |= dict.fromkeys(("AM", "PM", "QAM", "QPM", "QHS", "HS", "BED", "NIGHTLY"), 1.0)
 
 _NUM = r"\d+(?:\.\d+)?|\.\d+"
@@ -69,8 +70,6 @@ _RATE_RE = re.compile(
     r"|\b(?P<abbr>qd|qday|daily|bid|tid|qid|qod|weekly|qwk|monthly)\b"
     r"|/\s*(?P<sunit>day|d|week|wk)\b|\b(?:per|a|an|each)\s+(?P<punit>day|week|month)\b"
 )
-_ABBR_RATES = {"qd": 1.0, "qday": 1.0, "daily": 1.0, "bid": 2.0, "tid": 3.0, "qid": 4.0, "qod": 0.5}
-_ABBR_RATES |= {"weekly": 1 / 7, "qwk": 1 / 7, "monthly": 1 / 30}
 _ANCHOR_SLOTS = {w: "morning" for w in ("morning", "mornings", "am", "qam")}
 _ANCHOR_SLOTS |= {"noon": "noon", "midday": "noon"} | {
     w: "evening" for w in ("evening", "evenings", "pm", "qpm")
@@ -329,7 +328,7 @@ def _rate_of(m: re.Match[str]) -> float:
             raise _Unusable(f"interval '{m[0]}' is zero")
         return per(m["eunit"]) / float(m["n"] or 1)
     if m["abbr"]:
-        return _ABBR_RATES[m["abbr"]]
+        return _CODE_RATES[m["abbr"].upper()]
     return per(m["sunit"] or m["punit"])
 
 
