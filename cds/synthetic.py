@@ -113,7 +113,12 @@ def products() -> dict[str, tuple[tuple[str, str, float], ...]]:
 
 
 def _cc(system: str, code: str, display: str) -> Json:
-    return {"coding": [{"system": system, "code": code, "display": display}], "text": display}
+    coding: Json = {"coding": [{"system": system, "code": code, "display": display}]}
+    return {**coding, "text": display} if system == RXNORM else coding
+
+
+def _code(system: str, code: str) -> Json:
+    return {"coding": [{"system": system, "code": code}]}
 
 
 def _qty(value: float, unit: str, code: str) -> Json:
@@ -159,9 +164,9 @@ class _Builder:
         abated: date | None = None,
     ) -> None:
         body: Json = {
-            "clinicalStatus": _cc(TERMINOLOGY + "condition-clinical", status, status),
-            "verificationStatus": _cc(TERMINOLOGY + "condition-ver-status", verification, verification),
-            "category": [_cc(TERMINOLOGY + "condition-category", category, category)],
+            "clinicalStatus": _code(TERMINOLOGY + "condition-clinical", status),
+            "verificationStatus": _code(TERMINOLOGY + "condition-ver-status", verification),
+            "category": [_code(TERMINOLOGY + "condition-category", category)],
             "code": _cc(system, code, display),
             "onsetDateTime": onset.isoformat(),
             "recordedDate": (recorded or onset).isoformat(),
@@ -181,7 +186,7 @@ class _Builder:
             "Observation",
             {
                 "status": "final",
-                "category": [_cc(TERMINOLOGY + "observation-category", category, category)],
+                "category": [_code(TERMINOLOGY + "observation-category", category)],
                 "code": _cc(LOINC, loinc, display),
                 "effectiveDateTime": stamp,
                 **value,
@@ -234,7 +239,6 @@ class _Builder:
             {
                 "text": f"{text} by mouth {freq_text}",
                 "timing": {"repeat": repeat},
-                "route": _cc(SNOMED, "26643006", "Oral route"),
                 "doseAndRate": [{"doseQuantity": dose}],
             }
         ]
@@ -251,7 +255,7 @@ class _Builder:
     ) -> None:
         """One continuous course of a drug as successive dose steps (start, end, mg/day)."""
         rng = self.rng
-        style = style or rng.choices(["request", "statement", "dispense", "both"], [4, 2, 1, 3])[0]
+        style = style or rng.choices(["request", "statement", "dispense", "both"], [3, 2, 2, 4])[0]
         last: Json | None = None
         for i, (start, end, daily) in enumerate(steps):
             final = i == len(steps) - 1
@@ -345,7 +349,7 @@ def _trial(
     steps.append((step_start, end, target))
     b.course(name, code, steps, ongoing=ongoing, adverse=adverse)
     # outcome: improvement fraction from baseline; resistant patients mostly fail
-    if rng.random() < 0.3 + 0.6 * resistance:
+    if rng.random() < 0.35 + 0.6 * resistance:
         improvement = rng.uniform(-0.1, 0.24) if rng.random() < 0.6 else rng.uniform(0.25, 0.49)
     else:
         improvement = rng.uniform(0.5, 1.0)
@@ -373,7 +377,7 @@ def generate_patient(seed: int, *, history_scale: int = 1, now: date = DEFAULT_N
     rng = b.rng
     span = DAYS_PER_SCALE * history_scale + rng.randint(-60, 60)
     first = now - timedelta(days=span)
-    resistance, sparse = rng.random(), rng.random() < 0.25
+    resistance, sparse = rng.random() ** 0.5, rng.random() < 0.25
     b.resources.append(
         {
             "resourceType": "Patient",
@@ -387,11 +391,11 @@ def generate_patient(seed: int, *, history_scale: int = 1, now: date = DEFAULT_N
     # chronic problems with their (non-psychiatric) treatment, and acute problems at the same monthly density
     for code, display in rng.sample(CHRONIC, rng.randint(2, 4)):
         b.condition(ICD10, code, display, first - timedelta(days=rng.randint(30, 2000)))
-    for name in rng.sample(sorted(OTHER_MEDS), rng.randint(1, 3)):
+    for name in rng.sample(sorted(OTHER_MEDS), rng.randint(2, 3)):
         rx, dose = OTHER_MEDS[name]
         day = first + timedelta(days=rng.randint(0, 90))
         while day < now:
-            supply = rng.choice((90, 90, 180))
+            supply = rng.choice((30, 90, 90))
             b.course(name, rx, [(day, day + timedelta(days=supply - 1), dose)], style="request")
             day += timedelta(days=supply + rng.randint(-10, 30))
     for _ in range(span // 91):
@@ -406,8 +410,8 @@ def generate_patient(seed: int, *, history_scale: int = 1, now: date = DEFAULT_N
             category="encounter-diagnosis",
             abated=onset + timedelta(days=rng.randint(5, 40)),
         )
-    for day in range(rng.randint(0, 60), span, rng.randint(80, 120)):
-        when = first + timedelta(days=day)
+    for offset in range(rng.randint(0, 60), span, rng.randint(80, 120)):
+        when = first + timedelta(days=offset)
         b.observation(
             "85354-9",
             "Blood pressure panel",
@@ -450,7 +454,7 @@ def generate_patient(seed: int, *, history_scale: int = 1, now: date = DEFAULT_N
             b.condition(mdd[0], mdd[1], mdd[2], onset, category="encounter-diagnosis", recorded=day)
             end, score = _trial(b, name, day, score, resistance, sparse)
             previous, day = name, end + timedelta(days=rng.randint(1, 35))
-            if score <= 4 and rng.random() < 0.7:
+            if score <= 4 and rng.random() < 0.5:
                 break  # remission: monthly low scores, then (maybe) relapse into a new episode
         remission_end = min(now, day + timedelta(days=rng.randint(60, 300)))
         for visit in range(0, (remission_end - day).days, 30):

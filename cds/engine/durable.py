@@ -227,7 +227,7 @@ class DurableEvaluator:
                         raise EngineError(f"durable_rules failed while running actions: {errors[0]}")
                 if sink.errors:
                     raise EngineError("rule action failed: " + "; ".join(sink.errors))
-                state = self._ruleset.get_state(sid)
+                state = self._ruleset.get_state(sid) if offset is not None else {}
                 if state.get("exception"):
                     raise EngineError(f"rule action failed inside the engine: {str(state['exception'])[:300]}")
                 return sort_activations(StageResult(sink.activations, sink.derived), self.rules)
