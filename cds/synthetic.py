@@ -454,9 +454,11 @@ def generate_patient(seed: int, *, history_scale: int = 1, now: date = DEFAULT_N
             b.condition(mdd[0], mdd[1], mdd[2], onset, category="encounter-diagnosis", recorded=day)
             end, score = _trial(b, name, day, score, resistance, sparse)
             previous, day = name, end + timedelta(days=rng.randint(1, 35))
-            if score <= 4 and rng.random() < 0.5:
+            if score <= 4 and rng.random() < 0.4:
                 break  # remission: monthly low scores, then (maybe) relapse into a new episode
         remission_end = min(now, day + timedelta(days=rng.randint(60, 300)))
+        if (now - remission_end).days < 180:
+            remission_end = now  # no new episode in the last months: the patient is still well
         for visit in range(0, (remission_end - day).days, 30):
             b.phq9(day + timedelta(days=visit), rng.randint(0, 4))
         current = day >= now - timedelta(days=21)
