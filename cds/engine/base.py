@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from cds.engine.ir import Module, Negation, Rule, Scalar
+from cds.engine.ir import Module, Rule, Scalar
 
 FactView = dict[str, Scalar]
 
@@ -41,10 +41,6 @@ class StageRules:
     @property
     def order(self) -> dict[str, int]:
         return {r.id: i for i, r in enumerate(self.rules)}
-
-    @property
-    def negated_types(self) -> set[str]:
-        return {p.not_.type for r in self.rules for p in r.when if isinstance(p, Negation)}
 
     @property
     def derived_types(self) -> set[str]:

@@ -4,8 +4,9 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
 
 * Out-of-bounds read in the C core when the last cross-fact test of an `$and` is false (issue #381):
   cross-fact tests are compiled last and the last one is repeated, so a false test is never last.
-* Negation depends on assertion order: facts of every negated type are asserted before all others, and
-  negation over derived facts is refused when the rules are compiled.
+* Negation (`none`) is unusable: asserted in one order it fires although the negated fact is present
+  (pitfall P2); in the other order `delete_state` corrupts the heap and the process aborts (measured here).
+  The rule IR therefore has no negation; absence is expressed as a fact field computed from the record.
 * Sessions are found by a 32-bit hash of the sid and at most 1,024 live sessions exist per ruleset: sids
   come from a fixed pool whose hashes are checked to be distinct, and every session is deleted in `finally`.
 * Distinct facts whose hashes collide are silently rejected as duplicates (issue #376): every fact carries a
@@ -33,7 +34,7 @@ import durable_rules_engine as _dre
 from durable import engine as _engine
 
 from cds.engine.base import Activation, FactView, StageResult, StageRules, derive_fact, sort_activations
-from cds.engine.ir import Expr, Negation, Pattern, Rule, Test
+from cds.engine.ir import Expr, Rule, Test
 from cds.errors import EngineError, KnowledgeError
 
 _CMP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
@@ -139,13 +140,7 @@ def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test]) -> dict[str
 
 
 def compile_rule(rule: Rule, action: Callable[[Any], None]) -> dict[str, Any]:
-    clauses: list[dict[str, Any]] = []
-    for j, p in enumerate(rule.when):
-        if isinstance(p, Negation):
-            clauses.append({f"n{j}$not": _pattern(p.not_.type, p.not_.all, p.not_.any)})
-        else:
-            assert isinstance(p, Pattern)
-            clauses.append({p.bind: _pattern(p.type, p.all, p.any)})
+    clauses = [{p.bind: _pattern(p.type, p.all, p.any)} for p in rule.when]
     return {"all": clauses, "pri": rule.pri, "run": action}
 
 
@@ -157,13 +152,7 @@ class DurableEvaluator:
 
     def __init__(self, rules: StageRules, ruleset_name: str | None = None) -> None:
         self.rules = rules
-        derived_negated = rules.negated_types & rules.derived_types
-        if derived_negated:
-            raise KnowledgeError(
-                f"stage {rules.stage}: negation over derived fact types {sorted(derived_negated)} is not "
-                "supported (durable_rules cannot withdraw a firing once queued)"
-            )
-        self._negated = rules.negated_types
+        self._types = {p.type for r in rules.rules for p in r.when}
         self._lock = threading.Lock()
         self._sinks: dict[str, _Sink] = {}
         self._pool = _sid_pool(_POOL_SIZE)
@@ -216,8 +205,8 @@ class DurableEvaluator:
         with self._lock:
             sid = self._pool.pop()
             sink = self._sinks[sid] = _Sink()
+            offset = None
             try:
-                offset = None
                 for fact in self._ordered(facts):
                     offset = self._assert(sid, fact, offset)
                 if offset is not None:
@@ -233,15 +222,15 @@ class DurableEvaluator:
                 return sort_activations(StageResult(sink.activations, sink.derived), self.rules)
             finally:
                 self._sinks.pop(sid, None)
-                try:
+                if offset is not None:
+                    # Only a session that holds a fact exists; deleting one that does not crashes the engine.
                     self._ruleset.delete_state(sid)
-                except Exception:  # noqa: S110 - nothing was stored for this sid: nothing to free
-                    pass
                 self._pool.append(sid)
 
     def _ordered(self, facts: Sequence[FactView]) -> list[FactView]:
-        # Negated types first (pitfall P2), then a stable order so runs are reproducible.
-        return sorted(facts, key=lambda f: (f["type"] not in self._negated, str(f["type"]), str(f["id"])))
+        """Only facts some rule reads (an unmatched fact leaves a half-made session behind), in a stable order
+        so that runs are reproducible whatever order the caller used."""
+        return sorted((f for f in facts if f["type"] in self._types), key=lambda f: (str(f["type"]), str(f["id"])))
 
     def _assert(self, sid: str, fact: FactView, offset: int | None) -> int | None:
         for salt in range(_MAX_SALT):

@@ -82,17 +82,6 @@ class Pattern(_Strict):
         return v
 
 
-class NegatedPattern(_Strict):
-    type: str
-    all: tuple[Test, ...] = ()
-    any: tuple[Test, ...] = ()
-
-
-class Negation(_Strict):
-    not_: NegatedPattern = Field(alias="not")
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
 class Source(_Strict):
     label: str
     url: str | None = None
@@ -114,23 +103,33 @@ class Rule(_Strict):
     title: str
     source: Source
     pri: int = Field(default=0, ge=0, le=65535)
-    when: tuple[Pattern | Negation, ...]
+    when: tuple[Pattern, ...]
     finding: FindingTemplate | None = None
     derive: dict[str, Scalar] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_negation(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(isinstance(p, dict) and "not" in p for p in data.get("when") or []):
+            raise ValueError(
+                "negated patterns ('not') are not supported: durable_rules 2.0.28 misfires or crashes on them "
+                "(docs/engine.md). Express absence as a fact field computed from the record instead."
+            )
+        return data
 
     @model_validator(mode="after")
     def _has_effect(self) -> Rule:
         if self.finding is None and self.derive is None:
             raise ValueError("a rule needs a finding, a derive, or both")
-        if not any(isinstance(p, Pattern) for p in self.when):
-            raise ValueError("a rule needs at least one positive pattern")
+        if not self.when:
+            raise ValueError("a rule needs at least one pattern")
         if self.derive is not None and "type" not in self.derive:
             raise ValueError("derive needs a type")
         return self
 
     @property
     def patterns(self) -> list[Pattern]:
-        return [p for p in self.when if isinstance(p, Pattern)]
+        return list(self.when)
 
 
 class Module(_Strict):

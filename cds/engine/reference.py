@@ -1,7 +1,7 @@
 """Plain-Python evaluator of the rule IR: the oracle the durable_rules adapter is checked against.
 
 Semantics: forward chaining to a fixpoint; each (rule, bound facts) fires once; a test on a missing field
-is false (except `missing`); a negated pattern holds when no fact of its type passes its tests.
+is false (except `missing`); one fact never binds to two patterns of the same rule.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from cds.engine.base import Activation, FactView, StageResult, StageRules, derive_fact, sort_activations
-from cds.engine.ir import Expr, Negation, Pattern, Rule, Test
+from cds.engine.ir import Expr, Pattern, Rule, Test
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -74,8 +74,7 @@ def passes(test: Test, fact: dict[str, Any], bound: dict[str, dict[str, Any]]) -
     return bool(_CMP[test.op](value, rhs))
 
 
-def matches(pattern: Pattern | Negation, fact: dict[str, Any], bound: dict[str, dict[str, Any]]) -> bool:
-    p = pattern.not_ if isinstance(pattern, Negation) else pattern
+def matches(p: Pattern, fact: dict[str, Any], bound: dict[str, dict[str, Any]]) -> bool:
     if fact.get("type") != p.type:
         return False
     if not all(passes(t, fact, bound) for t in p.all):
@@ -120,10 +119,6 @@ class ReferenceEvaluator:
                 yield dict(bound)
                 return
             pattern = rule.when[i]
-            if isinstance(pattern, Negation):
-                if not any(matches(pattern, f, bound) for f in memory.get(pattern.not_.type, [])):
-                    yield from walk(i + 1, bound)
-                return
             for fact in memory.get(pattern.type, []):
                 if any(fact is b for b in bound.values()):
                     continue
