@@ -18,7 +18,7 @@ from cds.render.json_contract import to_contract
 from cds.render.text import render_text
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Decision support for treatment-resistant depression.")
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 class OutputFormat(str, Enum):
@@ -102,3 +102,7 @@ def evaluate(
             render_text(result, console)
     if failures == len(files):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -19,6 +19,7 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
 * Joins on the `id` property are wrong: the engine treats `id` as its own message id and a join on it fires
   for every pair or for none, depending on arrival order (measured; see tests/engine/test_durable_adapter.py).
   Our fact identity travels as `fact_id` inside the engine and is renamed at this boundary.
+* An `$or` fires the rule once per true branch: the adapter keeps one activation per (rule, bound facts).
 * Not thread-safe: one lock per evaluator serialises evaluations.
 """
 
@@ -174,7 +175,11 @@ class DurableEvaluator:
                 return
             try:
                 bound = {b: from_engine(getattr(c, b)._d) for b in binds}
-                sink.activations.append(Activation(rule.id, tuple((b, str(bound[b]["id"])) for b in binds)))
+                activation = Activation(rule.id, tuple((b, str(bound[b]["id"])) for b in binds))
+                if activation in sink.seen:
+                    return  # an `$or` fires once per true branch: the rule fires once per set of facts
+                sink.seen.add(activation)
+                sink.activations.append(activation)
                 if rule.derive is not None:
                     fact = derive_fact(rule, bound)
                     sink.derived.append(fact)
@@ -256,6 +261,7 @@ class DurableEvaluator:
 class _Sink:
     def __init__(self) -> None:
         self.activations: list[Activation] = []
+        self.seen: set[Activation] = set()
         self.derived: list[FactView] = []
         self.errors: list[str] = []
 

@@ -122,3 +122,14 @@ def test_rule_with_no_matching_facts_is_quiet() -> None:
             "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"}}
     assert both(stage(rule), [{"type": "other", "id": "o1"}]) == []
     assert both(stage(rule), []) == []
+
+
+def test_or_group_with_two_true_branches_fires_once() -> None:
+    """Raw durable_rules fires once per true branch of an `$or`."""
+    rule = {"id": "r", "when": [{"bind": "a", "type": "a", "any": [
+        {"field": "x", "op": ">", "value": 0}, {"field": "y", "op": ">", "value": 0}]}],
+        "derive": {"type": "b", "src": "=a.id"}}
+    chained = {"id": "c", "when": [{"bind": "b", "type": "b"}],
+               "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"}}
+    acts = both(stage(rule, chained), [{"type": "a", "id": "a1", "x": 1, "y": 1}])
+    assert [a.rule for a in acts] == ["r", "c"]
