@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -17,16 +17,18 @@ from cds.evaluation import Evaluator
 from cds.render.json_contract import to_contract
 from cds.render.text import render_text
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Decision support for treatment-resistant depression.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Decision support for treatment-resistant depression."
+)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class EvaluatorChoice(str, Enum):
+class EvaluatorChoice(StrEnum):
     durable = "durable"
     reference = "reference"
 
@@ -50,7 +52,8 @@ def _inputs(paths: list[Path]) -> list[Path]:
     for p in paths:
         if p.is_dir():
             files += sorted(
-                f for f in p.iterdir()
+                f
+                for f in p.iterdir()
                 if f.suffix in (".json", ".ndjson") and f.is_file() and not f.name.startswith(("expected", "."))
             )
         else:
@@ -62,7 +65,9 @@ def _inputs(paths: list[Path]) -> list[Path]:
 def evaluate(
     paths: Annotated[list[Path], typer.Argument(help="FHIR Bundle / NDJSON files of one patient each, or folders")],
     now: Annotated[str | None, typer.Option(help="evaluation date YYYY-MM-DD (default: today)")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="text for people, json for programs")] = OutputFormat.text,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", help="text for people, json for programs")
+    ] = OutputFormat.text,
     evaluator: Annotated[EvaluatorChoice, typer.Option(help="rules engine")] = EvaluatorChoice.durable,
 ) -> None:
     """Evaluate each patient: trials, adequacy gaps, outcomes and TRD status, with reasons."""
@@ -89,13 +94,14 @@ def evaluate(
             failures += 1
             _err.print(f"[red]error:[/red] {path}: {exc}")
             continue
-        except Exception as exc:  # noqa: BLE001 - last line of defence: no traceback for users
+        except Exception as exc:
             failures += 1
             _err.print(f"[red]internal error:[/red] {path}: {type(exc).__name__}: {exc} (please report this)")
             continue
         if fmt is OutputFormat.json:
-            sys.stdout.buffer.write(orjson.dumps(to_contract(result), option=orjson.OPT_INDENT_2
-                                                 if len(files) == 1 else 0) + b"\n")
+            sys.stdout.buffer.write(
+                orjson.dumps(to_contract(result), option=orjson.OPT_INDENT_2 if len(files) == 1 else 0) + b"\n"
+            )
         else:
             if len(files) > 1:
                 console.rule(str(path))

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict
 from cds.engine.runner import EvaluatorKind, RuleEngine
 from cds.facts.builder import build_facts
 from cds.facts.models import Episode, ExcludedExposure, FactSet, Trial
-from cds.findings import Finding
 from cds.fhir.reader import read_input
 from cds.fhir.record import RecordReader
+from cds.findings import Finding
 from cds.knowledge import Knowledge, cached_knowledge
 
 
@@ -58,8 +58,7 @@ class Evaluator:
             now=facts.now,
             knowledge_version=self.knowledge.version,
             episode=facts.episode,
-            trials=tuple(TrialResult(trial=t, adequacy=outcome.adequacy.get(t.id, "unknown"))
-                         for t in facts.trials),
+            trials=tuple(TrialResult(trial=t, adequacy=outcome.adequacy.get(t.id, "unknown")) for t in facts.trials),
             excluded=facts.excluded,
             trd_status=outcome.trd_status,
             failed_adequate_trials=len(failed),

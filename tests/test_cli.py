@@ -19,8 +19,14 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_evaluate_json_contract() -> None:
-    out = run("evaluate", str(EXAMPLES / "01-trd-two-adequate-failures.json"), "--now", "2026-01-15",
-              "--format", "json")
+    out = run(
+        "evaluate",
+        str(EXAMPLES / "01-trd-two-adequate-failures.json"),
+        "--now",
+        "2026-01-15",
+        "--format",
+        "json",
+    )
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["trd"] == {"status": "meets", "failed_adequate_trials": 2}

@@ -9,8 +9,11 @@ import pytest
 from cds.evaluation import Evaluator
 from tests.conftest import NOW, SHARED_DATA
 
-FILES = sorted(SHARED_DATA.glob("patients/*.json")) + sorted(SHARED_DATA.glob("ecqm-tests/*.json")) \
+FILES = (
+    sorted(SHARED_DATA.glob("patients/*.json"))
+    + sorted(SHARED_DATA.glob("ecqm-tests/*.json"))
     + sorted(SHARED_DATA.glob("fhir-examples/*.json"))
+)
 
 pytestmark = pytest.mark.skipif(not FILES, reason="shared/data is not beside the repository")
 
@@ -29,7 +32,9 @@ def test_cms128_desipramine_dispense_is_recognised(durable: Evaluator) -> None:
     assert {t.trial.ingredient for t in ev.trials} == {"desipramine"}
     # 2023-2024 prescription without a dose: unknown, never inadequate; a 10-day fill is too short whatever its dose.
     assert [(t.trial.start.isoformat() if t.trial.start else None, t.adequacy) for t in ev.trials] == [
-        ("2023-01-01", "unknown"), ("2025-01-01", "inadequate_duration")]
+        ("2023-01-01", "unknown"),
+        ("2025-01-01", "inadequate_duration"),
+    ]
 
 
 def test_synthea_component_code_sertraline_recognised_by_name(durable: Evaluator) -> None:

@@ -59,6 +59,8 @@ def from_engine(data: dict[str, Any]) -> dict[str, Any]:
     if _ID in out:
         out["id"] = out.pop(_ID)
     return out
+
+
 _POOL_SIZE = 256
 _ids = itertools.count()
 

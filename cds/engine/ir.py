@@ -41,7 +41,7 @@ class Expr(_Strict):
     @classmethod
     def _from_mapping(cls, data: Any) -> Any:
         if isinstance(data, dict) and len(data) == 1 and next(iter(data)) in ("add", "sub", "mul", "div"):
-            (op, operands), = data.items()
+            ((op, operands),) = data.items()
             if not isinstance(operands, list) or len(operands) != 2:
                 raise ValueError(f"{op} takes a list of two operands")
             return {"op": op, "left": operands[0], "right": operands[1]}
@@ -170,7 +170,8 @@ def load_module(path: Path, config: SiteConfig) -> Module:
 
 def rule_module_paths(rules_dir: Path) -> list[Path]:
     return sorted(
-        p for p in rules_dir.rglob("*.yaml")
+        p
+        for p in rules_dir.rglob("*.yaml")
         if p.name != "config.yaml" and "catalog" not in p.relative_to(rules_dir).parts
     )
 

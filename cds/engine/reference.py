@@ -15,10 +15,18 @@ from cds.engine.base import Activation, FactView, StageResult, StageRules, deriv
 from cds.engine.ir import Expr, Pattern, Rule, Test
 
 _CMP: dict[str, Callable[[Any, Any], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 _ARITH: dict[str, Callable[[float, float], float]] = {
-    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "div": operator.truediv,
 }
 _MISSING = object()
 
@@ -111,9 +119,7 @@ class ReferenceEvaluator:
                         changed = True
         return sort_activations(result, self.rules)
 
-    def _bindings(
-        self, rule: Rule, memory: dict[str, list[dict[str, Any]]]
-    ) -> Iterator[dict[str, dict[str, Any]]]:
+    def _bindings(self, rule: Rule, memory: dict[str, list[dict[str, Any]]]) -> Iterator[dict[str, dict[str, Any]]]:
         def walk(i: int, bound: dict[str, dict[str, Any]]) -> Iterator[dict[str, dict[str, Any]]]:
             if i == len(rule.when):
                 yield dict(bound)

@@ -39,8 +39,9 @@ def make_evaluator(kind: EvaluatorKind, rules: StageRules) -> Evaluator:
 
 
 class RuleEngine:
-    def __init__(self, knowledge: Knowledge, kind: EvaluatorKind = "durable",
-                 modules: list[Module] | None = None) -> None:
+    def __init__(
+        self, knowledge: Knowledge, kind: EvaluatorKind = "durable", modules: list[Module] | None = None
+    ) -> None:
         self.knowledge = knowledge
         self.kind = kind
         self.modules = modules if modules is not None else load_modules(knowledge.rules_dir, knowledge.config)
@@ -62,8 +63,9 @@ class RuleEngine:
         outcome.trd_status = statuses[0] if len(statuses) == 1 else "insufficient_data"
         concluded = self._findings(r2, summary)
         classified = self._findings(r1, first)
-        classified.sort(key=lambda f: (_CATEGORY_RANK.get(f.category, 5), self._order[f.rule],
-                                       f.subject or "", f.summary))
+        classified.sort(
+            key=lambda f: (_CATEGORY_RANK.get(f.category, 5), self._order[f.rule], f.subject or "", f.summary)
+        )
         outcome.findings = concluded + classified
         return outcome
 
@@ -83,18 +85,21 @@ class RuleEngine:
                 scopes[bind] = {**by_id.get(fid, {}), **views.display.get(fid, {})}
                 evidence += views.evidence.get(fid, ())
             subject = act.bindings[-1][1] if act.bindings else None
-            out.append(Finding(
-                code=rule.finding.code,
-                rule=rule.id,
-                rule_version=rule.version,
-                category=rule.finding.category,
-                indicator=rule.finding.indicator,
-                summary=render_template(rule.finding.summary, scopes),
-                detail=render_template(rule.finding.detail, scopes),
-                evidence=tuple(dict.fromkeys(evidence)),
-                source=FindingSource(label=rule.source.label, url=rule.source.url,
-                                     confidence=rule.source.confidence),
-                subject=subject,
-                needs_clinical_review=rule.source.confidence not in (None, "C"),
-            ))
+            out.append(
+                Finding(
+                    code=rule.finding.code,
+                    rule=rule.id,
+                    rule_version=rule.version,
+                    category=rule.finding.category,
+                    indicator=rule.finding.indicator,
+                    summary=render_template(rule.finding.summary, scopes),
+                    detail=render_template(rule.finding.detail, scopes),
+                    evidence=tuple(dict.fromkeys(evidence)),
+                    source=FindingSource(
+                        label=rule.source.label, url=rule.source.url, confidence=rule.source.confidence
+                    ),
+                    subject=subject,
+                    needs_clinical_review=rule.source.confidence not in (None, "C"),
+                )
+            )
         return out

@@ -76,14 +76,30 @@ def stage_one(facts: FactSet) -> Views:
         views.add(trial_view(t), trial_display(t), t.evidence)
     for ex in facts.excluded:
         views.add(
-            {"type": "excluded_exposure", "id": ex.id, "ingredient": ex.ingredient,
-             "max_daily_dose_mg": ex.max_daily_dose_mg, "threshold_mg": ex.threshold_mg, "reason": ex.reason},
-            {}, ex.evidence,
+            {
+                "type": "excluded_exposure",
+                "id": ex.id,
+                "ingredient": ex.ingredient,
+                "max_daily_dose_mg": ex.max_daily_dose_mg,
+                "threshold_mg": ex.threshold_mg,
+                "reason": ex.reason,
+            },
+            {},
+            ex.evidence,
         )
     for i, issue in enumerate(facts.issues, start=1):
         evidence = (issue.ref,) if "/" in issue.ref else ()
-        views.add({"type": "data_issue", "id": f"issue-{i}", "kind": issue.kind, "ref": issue.ref,
-                   "message": issue.message}, {}, evidence)
+        views.add(
+            {
+                "type": "data_issue",
+                "id": f"issue-{i}",
+                "kind": issue.kind,
+                "ref": issue.ref,
+                "message": issue.message,
+            },
+            {},
+            evidence,
+        )
     return views
 
 
@@ -102,10 +118,14 @@ def trd_summary(facts: FactSet, result: StageResult) -> Views:
     in_episode = [t for t in facts.trials if t.in_current_episode]
     failed_trials_ = [t for t in in_episode if t.id in failed]
     possible = [
-        t for t in in_episode
-        if t.id not in failed and (
-            (adequacy.get(t.id, "unknown") == "unknown"
-             and t.outcome.outcome in ("unknown", "nonresponse", "partial_response"))
+        t
+        for t in in_episode
+        if t.id not in failed
+        and (
+            (
+                adequacy.get(t.id, "unknown") == "unknown"
+                and t.outcome.outcome in ("unknown", "nonresponse", "partial_response")
+            )
             or (adequacy.get(t.id) == "adequate" and t.outcome.outcome == "unknown")
         )
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from cds.facts.models import Diagnosis, Episode, Score
 from cds.knowledge import Knowledge
@@ -11,11 +12,17 @@ from cds.knowledge import Knowledge
 def current_episode(diagnoses: Sequence[Diagnosis], scores: Sequence[Score], knowledge: Knowledge) -> Episode:
     """Latest of (a) the onset of the newest active depression diagnosis and (b) the first depressive score
     after remission-range scores sustained for the configured episode gap (ATHF convention)."""
-    start, basis, evidence = None, "no dated depression diagnosis: every trial on record is counted", ()
+    start: date | None = None
+    basis = "no dated depression diagnosis: every trial on record is counted"
+    evidence: tuple[str, ...] = ()
     onsets = [d for d in diagnoses if d.is_depression and d.active and d.onset is not None]
     if onsets:
         newest = max(onsets, key=lambda d: (d.onset, d.ref))
-        start, basis, evidence = newest.onset, f"onset of {newest.text or 'depression diagnosis'}", (newest.ref,)
+        start, basis, evidence = (
+            newest.onset,
+            f"onset of {newest.text or 'depression diagnosis'}",
+            (newest.ref,),
+        )
     relapse = _first_score_after_euthymia(scores, knowledge)
     if relapse is not None and (start is None or relapse.date > start):
         gap = knowledge.config["episode_gap_days"]

@@ -66,7 +66,7 @@ def _compare(
     knowledge: Knowledge, instrument: str, baseline: Score, final: Score, during: Sequence[Score]
 ) -> TrialOutcome:
     name = knowledge.instruments.instruments[instrument].name
-    evidence = (baseline.ref, final.ref)
+    evidence: tuple[str, ...] = (baseline.ref, final.ref)
     cut = knowledge.instruments.remission_max(instrument)
     if baseline.value <= 0 or (cut is not None and baseline.value <= cut.value):
         return TrialOutcome(

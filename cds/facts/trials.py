@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import pairwise
 
 from cds.facts.models import (
     AdverseReaction,
@@ -61,8 +62,12 @@ def _supersede(exposures: list[MedicationExposure]) -> list[MedicationExposure]:
     out: list[MedicationExposure] = []
     for i, exp in enumerate(exposures):
         nxt = next((e for e in exposures[i + 1 :] if e.start and exp.start and e.start > exp.start), None)
-        if nxt is not None and nxt.start is not None and exp.end is not None and exp.end_is_estimate and (
-            exp.end >= nxt.start
+        if (
+            nxt is not None
+            and nxt.start is not None
+            and exp.end is not None
+            and exp.end_is_estimate
+            and (exp.end >= nxt.start)
         ):
             exp = exp.model_copy(update={"end": nxt.start - _DAY, "end_is_estimate": True, "open_ended": False})
         out.append(exp)
@@ -80,14 +85,21 @@ def _group(exposures: Sequence[MedicationExposure], gap_days: float) -> list[_Gr
         own: list[_Group] = []
         for exp in dated:
             cur = own[-1] if own else None
-            if cur is not None and cur.end is not None and exp.start is not None and exp.end is None and (
-                cur.start is not None and cur.start <= exp.start <= cur.end
+            if (
+                cur is not None
+                and cur.end is not None
+                and exp.start is not None
+                and exp.end is None
+                and (cur.start is not None and cur.start <= exp.start <= cur.end)
             ):
                 # Inside a documented span, an exposure with an unknown end adds evidence, not uncertainty.
                 cur.undated.append(exp)
-            elif cur is not None and cur.end is not None and exp.start is not None and (
-                exp.start - cur.end
-            ).days <= gap_days + 1:
+            elif (
+                cur is not None
+                and cur.end is not None
+                and exp.start is not None
+                and (exp.start - cur.end).days <= gap_days + 1
+            ):
                 cur.exposures.append(exp)
             else:
                 own.append(_Group(ingredient, [exp]))
@@ -121,7 +133,7 @@ def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
             cuts.update({e.start, e.end + _DAY})
     points = sorted(c for c in cuts if start <= c <= end + _DAY)
     previous: tuple[bool, float | None] | None = None
-    for lo, hi in zip(points, points[1:], strict=False):
+    for lo, hi in pairwise(points):
         covering = [e for e in group.exposures if e.start and e.end and e.start <= lo and e.end >= lo]
         if covering:
             doses = [e.daily_dose_mg for e in covering if e.daily_dose_mg is not None]
@@ -132,12 +144,12 @@ def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
             current = (False, None)
         previous = current
         days = (hi - lo).days
-        known, dose = current
-        if not known or dose is None:
+        has_dose, dose = current
+        if not has_dose or dose is None:
             profile.days_unknown += days
         elif min_dose is not None and dose >= min_dose:
             profile.days_adequate += days
-        if known and dose is not None:
+        if has_dose and dose is not None:
             profile.max_dose = dose if profile.max_dose is None else max(profile.max_dose, dose)
         if profile.steps and profile.steps[-1].daily_dose_mg == dose and profile.steps[-1].end == lo - _DAY:
             profile.steps[-1] = profile.steps[-1].model_copy(update={"end": hi - _DAY})
@@ -160,14 +172,21 @@ def _augmentations(
             continue
         prior = merged.get(exp.ingredient)
         if prior is None:
-            merged[exp.ingredient] = Augmentation(ingredient=exp.ingredient, drug_class=exp.drug_class,
-                                                  start=exp.start, end=exp.end, evidence=exp.evidence)
+            merged[exp.ingredient] = Augmentation(
+                ingredient=exp.ingredient,
+                drug_class=exp.drug_class,
+                start=exp.start,
+                end=exp.end,
+                evidence=exp.evidence,
+            )
         else:
-            merged[exp.ingredient] = prior.model_copy(update={
-                "start": min(d for d in (prior.start, exp.start) if d),
-                "end": None if prior.end is None or exp.end is None else max(prior.end, exp.end),
-                "evidence": tuple(dict.fromkeys(prior.evidence + exp.evidence)),
-            })
+            merged[exp.ingredient] = prior.model_copy(
+                update={
+                    "start": min(d for d in (prior.start, exp.start) if d),
+                    "end": None if prior.end is None or exp.end is None else max(prior.end, exp.end),
+                    "evidence": tuple(dict.fromkeys(prior.evidence + exp.evidence)),
+                }
+            )
     return tuple(merged[k] for k in sorted(merged))
 
 
@@ -202,51 +221,69 @@ def build_trials(
             and profile.days_unknown == 0
             and all(e.daily_dose_mg is not None for e in members)
         ):
-            excluded.append(ExcludedExposure(
-                id=f"excluded-{len(excluded) + 1}", ingredient=group.ingredient, max_daily_dose_mg=profile.max_dose,
-                threshold_mg=hypnotic.value, reason=hypnotic.note or "dose in the non-antidepressant range",
-                evidence=evidence))
+            excluded.append(
+                ExcludedExposure(
+                    id=f"excluded-{len(excluded) + 1}",
+                    ingredient=group.ingredient,
+                    max_daily_dose_mg=profile.max_dose,
+                    threshold_mg=hypnotic.value,
+                    reason=hypnotic.note or "dose in the non-antidepressant range",
+                    evidence=evidence,
+                )
+            )
             continue
         start, end = group.start, group.end
         dates_known = start is not None and end is not None
-        ongoing = dates_known and any(e.open_ended for e in group.exposures) and end == max(
-            (e.end for e in group.exposures if e.end), default=None)
+        ongoing = (
+            dates_known
+            and any(e.open_ended for e in group.exposures)
+            and end == max((e.end for e in group.exposures if e.end), default=None)
+        )
         weeks_total = round(((end - start).days + 1) / 7.0, 1) if start and end else None
         adverse_refs = tuple(e.ref for e in members if e.stopped_for_adverse_effect)
         adverse_refs += tuple(
-            r.ref for r in reactions
-            if r.ingredient == group.ingredient and start is not None
+            r.ref
+            for r in reactions
+            if r.ingredient == group.ingredient
+            and start is not None
             and (r.onset is None or start <= r.onset <= (end or r.onset) + timedelta(days=14))
         )
         weeks_adequate = round(profile.days_adequate / 7.0, 1) if dates_known else 0.0
         outcome = assess_outcome(
-            start=start, end=end, weeks_at_adequate_dose=weeks_adequate,
-            stopped_for_adverse_effect=bool(adverse_refs), ongoing=ongoing, scores=scores,
-            knowledge=knowledge, adverse_evidence=adverse_refs,
-        )
-        in_episode = episode.start is None or end is None or end >= episode.start
-        trials.append(Trial(
-            id=f"trial-{len(trials) + 1}",
-            ingredient=group.ingredient,
-            rxnorm=drug.rxnorm[0] if drug and drug.rxnorm else None,
-            drug_class=drug.drug_class if drug else best.drug_class,
-            formulation=formulation,
             start=start,
             end=end,
-            ongoing=ongoing,
-            dates_known=dates_known,
-            in_current_episode=in_episode,
-            max_daily_dose_mg=profile.max_dose,
-            min_adequate_dose_mg=min_dose.value if min_dose else None,
-            min_dose_confidence=min_dose.confidence if min_dose else None,
-            label_max_dose_mg=max_label.value if max_label else None,
-            weeks_total=weeks_total,
             weeks_at_adequate_dose=weeks_adequate,
-            weeks_dose_unknown=round(profile.days_unknown / 7.0, 1) if dates_known else 0.0,
             stopped_for_adverse_effect=bool(adverse_refs),
-            dose_steps=tuple(profile.steps),
-            augmentations=_augmentations(start, end, augmenting),
-            outcome=outcome,
-            evidence=tuple(dict.fromkeys(evidence + outcome.evidence)),
-        ))
+            ongoing=ongoing,
+            scores=scores,
+            knowledge=knowledge,
+            adverse_evidence=adverse_refs,
+        )
+        in_episode = episode.start is None or end is None or end >= episode.start
+        trials.append(
+            Trial(
+                id=f"trial-{len(trials) + 1}",
+                ingredient=group.ingredient,
+                rxnorm=drug.rxnorm[0] if drug and drug.rxnorm else None,
+                drug_class=drug.drug_class if drug else best.drug_class,
+                formulation=formulation,
+                start=start,
+                end=end,
+                ongoing=ongoing,
+                dates_known=dates_known,
+                in_current_episode=in_episode,
+                max_daily_dose_mg=profile.max_dose,
+                min_adequate_dose_mg=min_dose.value if min_dose else None,
+                min_dose_confidence=min_dose.confidence if min_dose else None,
+                label_max_dose_mg=max_label.value if max_label else None,
+                weeks_total=weeks_total,
+                weeks_at_adequate_dose=weeks_adequate,
+                weeks_dose_unknown=round(profile.days_unknown / 7.0, 1) if dates_known else 0.0,
+                stopped_for_adverse_effect=bool(adverse_refs),
+                dose_steps=tuple(profile.steps),
+                augmentations=_augmentations(start, end, augmenting),
+                outcome=outcome,
+                evidence=tuple(dict.fromkeys(evidence + outcome.evidence)),
+            )
+        )
     return trials, excluded

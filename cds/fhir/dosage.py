@@ -40,9 +40,7 @@ Rate = tuple[float, str]  # administrations per day, and where that figure came 
 
 _MASS_MG = {"g": 1000.0, "gram": 1000.0, "grams": 1000.0, "mg": 1.0, "milligram": 1.0, "milligrams": 1.0}
 _MASS_MG |= {u: 1e-3 for u in ("mcg", "ug", "µg", "μg", "microgram", "micrograms")} | {"ng": 1e-6}
-_COUNT_UNITS = frozenset(
-    {"tablet", "tablets", "tab", "tabs", "{tbl}", "{tablet}", "capsule", "capsules", "cap"}
-)
+_COUNT_UNITS = frozenset({"tablet", "tablets", "tab", "tabs", "{tbl}", "{tablet}", "capsule", "capsules", "cap"})
 _COUNT_UNITS |= {"caps", "{capsule}", "patch", "patches", "{patch}", "1", "{count}", "each", "ea", "unit"}
 _ML_UNITS = frozenset({"ml", "milliliter", "milliliters", "millilitre", "millilitres"})
 _PERIOD_DAYS = {"s": 1 / 86400, "min": 1 / 1440, "h": 1 / 24, "d": 1.0, "wk": 7.0, "mo": 30.0, "a": 365.0}
@@ -71,9 +69,7 @@ _RATE_RE = re.compile(
     r"|/\s*(?P<sunit>day|d|week|wk)\b|\b(?:per|a|an|each)\s+(?P<punit>day|week|month)\b"
 )
 _ANCHOR_SLOTS = {w: "morning" for w in ("morning", "mornings", "am", "qam")}
-_ANCHOR_SLOTS |= {"noon": "noon", "midday": "noon"} | {
-    w: "evening" for w in ("evening", "evenings", "pm", "qpm")
-}
+_ANCHOR_SLOTS |= {"noon": "noon", "midday": "noon"} | {w: "evening" for w in ("evening", "evenings", "pm", "qpm")}
 _ANCHOR_SLOTS |= {w: "night" for w in ("night", "nights", "nightly", "bedtime", "hs", "qhs")}
 _ANCHOR_RE = re.compile(rf"(?<![a-z])(?:{'|'.join(_ANCHOR_SLOTS)})\b")
 _PRN_RE = re.compile(r"\b(?:prn|as needed|as required|when needed|when required|if needed|if required)\b")
@@ -117,9 +113,7 @@ def _unknown(problem: str, notes: list[str]) -> DoseEstimate:
 
 def _prn(where: str, notes: list[str]) -> DoseEstimate:
     problem = "as-needed (PRN) dosing: no regular daily dose"
-    return DoseEstimate(
-        mg_per_day=None, derivation=f"{where}: as needed", as_needed=True, problems=(*notes, problem)
-    )
+    return DoseEstimate(mg_per_day=None, derivation=f"{where}: as needed", as_needed=True, problems=(*notes, problem))
 
 
 # -- units ----------------------------------------------------------------------------------------------
@@ -169,9 +163,7 @@ def _quantity_mg(q: Any, where: str, strength: ProductStrength | None, notes: li
     return mg, f"{where} {account}"
 
 
-def _structured_dose(
-    dosage: Mapping[str, Any], strength: ProductStrength | None, notes: list[str]
-) -> Rate | None:
+def _structured_dose(dosage: Mapping[str, Any], strength: ProductStrength | None, notes: list[str]) -> Rate | None:
     """mg per administration from the first doseAndRate entry that carries a dose (later ones are noted)."""
     entries = dosage.get("doseAndRate")
     if entries is None:
@@ -388,9 +380,7 @@ def _from_text(
     if _PRN_RE.search(norm):
         return _prn(quoted, notes)
     if unsafe := _UNSAFE_RE.search(norm):
-        raise _Unusable(
-            f"{quoted}: '{unsafe[0]}' leaves the regular dose unclear (range, maximum, change or per-kg)"
-        )
+        raise _Unusable(f"{quoted}: '{unsafe[0]}' leaves the regular dose unclear (range, maximum, change or per-kg)")
     doses = _text_doses(norm, strength)
     if not doses:
         raise _Unusable(f"{quoted}: no dose amount recognised")

@@ -29,8 +29,23 @@ from cds.knowledge.products import formulation_of
 
 _TEXT_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|mcg)\b(?!\s*/\s*(?:ml|hr|h\b))", re.IGNORECASE)
 _COUNT_UNITS = {
-    "tablet", "tablets", "tab", "tabs", "{tbl}", "{tablet}", "{tablets}", "capsule", "capsules", "cap",
-    "{capsule}", "{capsules}", "1", "{count}", "each", "ea", "patch",
+    "tablet",
+    "tablets",
+    "tab",
+    "tabs",
+    "{tbl}",
+    "{tablet}",
+    "{tablets}",
+    "capsule",
+    "capsules",
+    "cap",
+    "{capsule}",
+    "{capsules}",
+    "1",
+    "{count}",
+    "each",
+    "ea",
+    "patch",
 }
 
 # FHIR status values that mean the medication was not (or not really) taken.
@@ -72,30 +87,36 @@ class MedicationResolver:
                 product = self.catalog.product(code)
                 if product is not None:
                     resolved.text = resolved.text or product.display
-                    for comp in product.components:
-                        drug = self.catalog.get(comp.ingredient)
+                    for part in product.components:
+                        drug = self.catalog.get(part.ingredient)
                         if drug is None:
                             continue
                         strength = (
-                            ProductStrength(mg_per_unit=comp.mg_per_unit, per_ml=comp.per_ml)
-                            if comp.mg_per_unit
+                            ProductStrength(mg_per_unit=part.mg_per_unit, per_ml=part.per_ml)
+                            if part.mg_per_unit
                             else None
                         )
                         resolved.components.append(
-                            Component(drug, strength, comp.mg_per_day_rate, product.formulation, comp.salt,
-                                      f"RxNorm product {code}")
+                            Component(
+                                drug,
+                                strength,
+                                part.mg_per_day_rate,
+                                product.formulation,
+                                part.salt,
+                                f"RxNorm product {code}",
+                            )
                         )
                     return resolved
                 drug = self.catalog.by_rxnorm(code)
                 if drug is not None:
-                    resolved.components.append(self._from_text_strength(drug, display or resolved.text,
-                                                                        f"RxNorm ingredient {code}"))
+                    resolved.components.append(
+                        self._from_text_strength(drug, display or resolved.text, f"RxNorm ingredient {code}")
+                    )
                     return resolved
             elif sys_l in ATC_SYSTEMS:
                 drug = self.catalog.by_atc(code)
                 if drug is not None:
-                    resolved.components.append(self._from_text_strength(drug, display or resolved.text,
-                                                                        f"ATC {code}"))
+                    resolved.components.append(self._from_text_strength(drug, display or resolved.text, f"ATC {code}"))
                     return resolved
         drugs = self.catalog.by_text(" ".join(texts))
         for drug in drugs:
@@ -214,12 +235,13 @@ class ExposureBuilder:
         start, end, end_estimated, open_ended = self._dates(
             rtype, resource, status, ref, issues, self._units_per_day(first_dose, resolved.components[0])
         )
-        reason_concepts = [*as_list(resource.get("statusReason")), resource.get("statusReasonCodeableConcept")]
+        reason_concepts = [
+            *as_list(resource.get("statusReason")),
+            resource.get("statusReasonCodeableConcept"),
+        ]
         reason_codes = [c for cc in reason_concepts for _, c, _ in codings(cc)]
         reason_texts = [t for cc in reason_concepts for t in concept_texts(cc)]
-        adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(
-            reason_codes, reason_texts
-        )
+        adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(reason_codes, reason_texts)
         indication = [t for cc in as_list(resource.get("reasonCode")) for t in concept_texts(cc)]
         out = []
         for comp in resolved.components:
@@ -247,9 +269,7 @@ class ExposureBuilder:
             out.append(
                 MedicationExposure(
                     ref=ref,
-                    kind={"MedicationStatement": "statement", "MedicationRequest": "request"}.get(
-                        rtype, "dispense"
-                    ),
+                    kind={"MedicationStatement": "statement", "MedicationRequest": "request"}.get(rtype, "dispense"),
                     ingredient=comp.drug.ingredient,
                     role=comp.drug.role,
                     drug_class=comp.drug.drug_class,
@@ -286,8 +306,9 @@ class ExposureBuilder:
                 total = sum(e.mg_per_day or 0.0 for e in known)
                 return DoseEstimate(mg_per_day=total, derivation=" + ".join(e.derivation for e in known))
             best = max(known, key=lambda e: e.mg_per_day or 0.0)
-            return DoseEstimate(mg_per_day=best.mg_per_day, derivation=f"highest of sequenced dosages: "
-                                f"{best.derivation}")
+            return DoseEstimate(
+                mg_per_day=best.mg_per_day, derivation=f"highest of sequenced dosages: {best.derivation}"
+            )
         if rtype == "MedicationDispense":
             supplied = self._dispensed_per_day(resource, comp)
             if supplied is not None:
@@ -323,7 +344,12 @@ class ExposureBuilder:
         return estimate.mg_per_day / comp.strength.mg_per_unit
 
     def _dates(
-        self, rtype: str, resource: Resource, status: str | None, ref: str, issues: list[DataIssue],
+        self,
+        rtype: str,
+        resource: Resource,
+        status: str | None,
+        ref: str,
+        issues: list[DataIssue],
         units_per_day: float | None = None,
     ) -> tuple[date | None, date | None, bool, bool]:
         """(start, end, end_is_estimate, open_ended) for one medication resource."""
@@ -351,15 +377,21 @@ class ExposureBuilder:
                 end, estimated = start + timedelta(days=int(round(ndays)) - 1), True
         if start is not None and end is not None and end < start:
             issues.append(
-                DataIssue(kind="invalid_period", ref=ref, message=f"ends ({end}) before it starts ({start}); "
-                          "duration treated as unknown")
+                DataIssue(
+                    kind="invalid_period",
+                    ref=ref,
+                    message=f"ends ({end}) before it starts ({start}); duration treated as unknown",
+                )
             )
             end, estimated = None, False
         limit = self.now + timedelta(days=self.future_days)
         if start is not None and start > limit:
             issues.append(
-                DataIssue(kind="future_date", ref=ref, message=f"starts {start}, after the evaluation date "
-                          f"{self.now}; not counted")
+                DataIssue(
+                    kind="future_date",
+                    ref=ref,
+                    message=f"starts {start}, after the evaluation date {self.now}; not counted",
+                )
             )
             return None, None, False, False
         open_ended = False
@@ -396,8 +428,16 @@ class ExposureBuilder:
         if isinstance(quantity, dict) and units_per_day:
             qty = as_number(quantity.get("value"))
             unit = str(quantity.get("code") or quantity.get("unit") or "").lower()
-            if qty and qty > 0 and (not unit or unit in _COUNT_UNITS or unit.strip("{}s") in _COUNT_UNITS
-                                    or unit.strip("{}") in _COUNT_UNITS):
+            if (
+                qty
+                and qty > 0
+                and (
+                    not unit
+                    or unit in _COUNT_UNITS
+                    or unit.strip("{}s") in _COUNT_UNITS
+                    or unit.strip("{}") in _COUNT_UNITS
+                )
+            ):
                 return int(round(qty / units_per_day * (1 + repeats)))
         return None
 

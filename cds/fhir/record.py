@@ -103,20 +103,37 @@ class RecordReader:
             issues.append(DataIssue(kind="invalid_resource", ref=ref, message="score has no date; not used"))
             return []
         if when > self.future_limit:
-            issues.append(DataIssue(kind="future_date", ref=ref, message=f"score dated {when}, after the "
-                                    f"evaluation date {self.now}; not used"))
+            issues.append(
+                DataIssue(
+                    kind="future_date",
+                    ref=ref,
+                    message=f"score dated {when}, after the evaluation date {self.now}; not used",
+                )
+            )
             return []
         out = []
         for instrument_id, holder in found:
             value = _score_value(holder)
             inst = self.knowledge.instruments.instruments[instrument_id]
             if value is None:
-                issues.append(DataIssue(kind="invalid_resource", ref=ref,
-                                        message=f"{inst.name} value is missing or not a number; not used"))
+                issues.append(
+                    DataIssue(
+                        kind="invalid_resource",
+                        ref=ref,
+                        message=f"{inst.name} value is missing or not a number; not used",
+                    )
+                )
                 continue
             if not inst.range.min <= value <= inst.range.max:
-                issues.append(DataIssue(kind="score_out_of_range", ref=ref, message=(
-                    f"{inst.name} score {value:g} is outside {inst.range.min:g}-{inst.range.max:g}; not used")))
+                issues.append(
+                    DataIssue(
+                        kind="score_out_of_range",
+                        ref=ref,
+                        message=(
+                            f"{inst.name} score {value:g} is outside {inst.range.min:g}-{inst.range.max:g}; not used"
+                        ),
+                    )
+                )
                 continue
             out.append(Score(ref=ref, instrument=instrument_id, value=value, date=when))
         return out
@@ -127,8 +144,17 @@ class RecordReader:
         if any(v in _DISCARD_VERIFICATION for v in verification):
             return None
         clinical = [c for _, c, _ in codings(res.get("clinicalStatus"))]
-        abated = any(res.get(k) for k in ("abatementDateTime", "abatementPeriod", "abatementAge",
-                                          "abatementString", "abatementRange", "abatementBoolean"))
+        abated = any(
+            res.get(k)
+            for k in (
+                "abatementDateTime",
+                "abatementPeriod",
+                "abatementAge",
+                "abatementString",
+                "abatementRange",
+                "abatementBoolean",
+            )
+        )
         active = not any(c in _INACTIVE_CONDITION for c in clinical) and not (abated and not clinical)
         onset = parse_date(res.get("onsetDateTime")) or period_bounds(res.get("onsetPeriod"))[0]
         keys = code_keys(res.get("code"))
@@ -150,8 +176,10 @@ class RecordReader:
         resolved = resolver.from_concept(res.get("code"))
         category = as_str(res.get("type")) or "unknown"
         onset = parse_date(res.get("onsetDateTime")) or parse_date(res.get("recordedDate"))
-        return [AdverseReaction(ref=ref, ingredient=c.drug.ingredient, category=category, onset=onset)
-                for c in resolved.components]
+        return [
+            AdverseReaction(ref=ref, ingredient=c.drug.ingredient, category=category, onset=onset)
+            for c in resolved.components
+        ]
 
 
 def _score_value(holder: Any) -> float | None:

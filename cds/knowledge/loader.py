@@ -91,12 +91,8 @@ def _fingerprint(*dirs: Path) -> str:
 def _intolerance(path: Path) -> IntoleranceTerms:
     data = read_yaml(path) or {}
     codes = frozenset(str(c["code"]) if isinstance(c, dict) else str(c) for c in data.get("codes", []))
-    keywords = tuple(
-        (k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("keywords", [])
-    )
-    negations = tuple(
-        (k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("negation_cues", [])
-    )
+    keywords = tuple((k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("keywords", []))
+    negations = tuple((k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("negation_cues", []))
     return IntoleranceTerms(codes=codes, keywords=keywords, negations=negations)
 
 
@@ -114,9 +110,7 @@ def load_knowledge(rules_dir: Path | None = None, profiles_dir: Path | None = No
     instruments = load_model(catalog_dir / "instruments.yaml", InstrumentFile)
     products = load_products(catalog_dir / "rxnorm-antidepressant-products.csv")
     madrs = config.setting("madrs_remission_max")
-    overrides = {
-        "madrs": SourcedValue(value=madrs.value, source=madrs.source, confidence=madrs.confidence)
-    }
+    overrides = {"madrs": SourcedValue(value=madrs.value, source=madrs.source, confidence=madrs.confidence)}
     return Knowledge(
         rules_dir=rules_dir,
         config=config,

@@ -70,9 +70,7 @@ def load_products(path: Path) -> dict[str, Product]:
     products: dict[str, Product] = {}
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            strengths = dict(
-                part.split("=", 1) for part in row["component_strengths"].split(";") if "=" in part
-            )
+            strengths = dict(part.split("=", 1) for part in row["component_strengths"].split(";") if "=" in part)
             components = tuple(
                 _component(ing, strengths.get(ing, ""), _salt(row["precise_ingredients"], ing))
                 for ing in (i.strip() for i in row["ingredients"].split(";"))

@@ -8,7 +8,11 @@ from pathlib import Path
 
 from cds.errors import KnowledgeError
 
-_ICD10 = {"http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10", "urn:oid:2.16.840.1.113883.6.90"}
+_ICD10 = {
+    "http://hl7.org/fhir/sid/icd-10-cm",
+    "http://hl7.org/fhir/sid/icd-10",
+    "urn:oid:2.16.840.1.113883.6.90",
+}
 
 
 def normalise(system: str, code: str) -> str:

@@ -45,9 +45,13 @@ def _trial(tr: TrialResult) -> dict[str, Any]:
             for s in t.dose_steps
         ],
         "augmentations": [
-            {"ingredient": a.ingredient, "drug_class": a.drug_class,
-             "start": a.start.isoformat() if a.start else None, "end": a.end.isoformat() if a.end else None,
-             "evidence": list(a.evidence)}
+            {
+                "ingredient": a.ingredient,
+                "drug_class": a.drug_class,
+                "start": a.start.isoformat() if a.start else None,
+                "end": a.end.isoformat() if a.end else None,
+                "evidence": list(a.evidence),
+            }
             for a in t.augmentations
         ],
         "evidence": list(t.evidence),
@@ -75,12 +79,20 @@ def to_contract(ev: Evaluation) -> dict[str, Any]:
         "patient": ev.patient,
         "now": ev.now.isoformat(),
         "knowledge_version": ev.knowledge_version,
-        "episode": {"start": ev.episode.start.isoformat() if ev.episode.start else None,
-                    "basis": ev.episode.basis, "evidence": list(ev.episode.evidence)},
+        "episode": {
+            "start": ev.episode.start.isoformat() if ev.episode.start else None,
+            "basis": ev.episode.basis,
+            "evidence": list(ev.episode.evidence),
+        },
         "trials": [_trial(t) for t in ev.trials],
         "excluded_exposures": [
-            {"ingredient": e.ingredient, "max_daily_dose_mg": e.max_daily_dose_mg, "threshold_mg": e.threshold_mg,
-             "reason": e.reason, "evidence": list(e.evidence)}
+            {
+                "ingredient": e.ingredient,
+                "max_daily_dose_mg": e.max_daily_dose_mg,
+                "threshold_mg": e.threshold_mg,
+                "reason": e.reason,
+                "evidence": list(e.evidence),
+            }
             for e in ev.excluded
         ],
         "trd": {"status": ev.trd_status, "failed_adequate_trials": ev.failed_adequate_trials},

@@ -17,13 +17,28 @@ _STATUS = {
     "insufficient_data": ("TRD status UNDETERMINED (missing data)", "bold yellow"),
 }
 _INDICATOR = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
-_ADEQUACY = {"adequate": "green", "inadequate_dose": "yellow", "inadequate_duration": "yellow", "unknown": "magenta"}
+_ADEQUACY = {
+    "adequate": "green",
+    "inadequate_dose": "yellow",
+    "inadequate_duration": "yellow",
+    "unknown": "magenta",
+}
 
 
 def _trials_table(ev: Evaluation) -> Table:
     table = Table(title="Antidepressant trials", show_lines=False, expand=False)
-    for col in ("drug", "class", "from", "to", "max mg/day", "min adequate", "weeks adequate", "adequacy",
-                "outcome", "improvement"):
+    for col in (
+        "drug",
+        "class",
+        "from",
+        "to",
+        "max mg/day",
+        "min adequate",
+        "weeks adequate",
+        "adequacy",
+        "outcome",
+        "improvement",
+    ):
         table.add_column(col)
     for tr in ev.trials:
         t = tr.trial
@@ -37,8 +52,8 @@ def _trials_table(ev: Evaluation) -> Table:
             ("ongoing" if t.ongoing else fmt_value(t.end.isoformat() if t.end else None)),
             fmt_value(t.max_daily_dose_mg),
             fmt_value(t.min_adequate_dose_mg),
-            f"{fmt_value(t.weeks_at_adequate_dose)}" + (f" (+{fmt_value(t.weeks_dose_unknown)} undocumented)"
-                                                         if t.weeks_dose_unknown else ""),
+            f"{fmt_value(t.weeks_at_adequate_dose)}"
+            + (f" (+{fmt_value(t.weeks_dose_unknown)} undocumented)" if t.weeks_dose_unknown else ""),
             Text(tr.adequacy.replace("_", " "), style=_ADEQUACY.get(tr.adequacy, "")),
             t.outcome.outcome.replace("_", " ") + (" (then lost)" if t.outcome.response_lost else ""),
             f"{fmt_value(t.outcome.improvement_pct)}%" if t.outcome.improvement_pct is not None else "unknown",
@@ -62,8 +77,12 @@ def render_text(ev: Evaluation, console: Console) -> None:
     else:
         parts.append(Text("No antidepressant trials found in the record."))
     for ex in ev.excluded:
-        parts.append(Text(f"Not counted as a trial: {ex.ingredient} up to {fmt_value(ex.max_daily_dose_mg)} mg/day "
-                          f"({ex.reason})", style="dim"))
+        parts.append(
+            Text(
+                f"Not counted as a trial: {ex.ingredient} up to {fmt_value(ex.max_daily_dose_mg)} mg/day ({ex.reason})",
+                style="dim",
+            )
+        )
     console.print(Group(*parts))
     if ev.findings:
         console.print(Text("\nFindings", style="bold underline"))
@@ -71,8 +90,10 @@ def render_text(ev: Evaluation, console: Console) -> None:
         review = " [needs clinical review]" if f.needs_clinical_review else ""
         console.print(Text.assemble((f"{f.indicator.upper():8}", _INDICATOR[f.indicator]), f" {f.summary}"))
         console.print(f"         [dim]{escape(f.detail)}[/dim]", highlight=False)
-        console.print(f"         [dim]rule {f.rule} v{f.rule_version}; source: {escape(f.source.label)}{review}[/dim]",
-                      highlight=False)
+        console.print(
+            f"         [dim]rule {f.rule} v{f.rule_version}; source: {escape(f.source.label)}{review}[/dim]",
+            highlight=False,
+        )
         if f.evidence:
             console.print(f"         [dim]evidence: {escape(', '.join(f.evidence))}[/dim]", highlight=False)
     if ev.data_quality:

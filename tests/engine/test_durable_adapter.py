@@ -14,9 +14,15 @@ from cds.errors import EngineError
 
 
 def stage(*rules: dict[str, Any]) -> StageRules:
-    module = Module.model_validate({"module": "t", "version": "1", "stage": "classify", "title": "t",
-                                    "rules": [{"version": "1", "title": r["id"], "source": {"label": "test"},
-                                               **r} for r in rules]})
+    module = Module.model_validate(
+        {
+            "module": "t",
+            "version": "1",
+            "stage": "classify",
+            "title": "t",
+            "rules": [{"version": "1", "title": r["id"], "source": {"label": "test"}, **r} for r in rules],
+        }
+    )
     return StageRules.from_modules("classify", [module])
 
 
@@ -32,11 +38,20 @@ TRIALS = [{"type": "trial", "id": f"trial-{i}", "outcome": "nonresponse", "pct":
 JOIN = {
     "id": "join",
     "when": [
-        {"bind": "verdict", "type": "verdict", "all": [{"field": "adequacy", "op": "==", "value": "adequate"}]},
-        {"bind": "trial", "type": "trial", "all": [
-            {"field": "outcome", "op": "in", "value": ["nonresponse", "partial_response"]},
-            {"field": "pct", "op": "<", "value": 50},
-            {"field": "id", "op": "==", "ref": "verdict.trial"}]},
+        {
+            "bind": "verdict",
+            "type": "verdict",
+            "all": [{"field": "adequacy", "op": "==", "value": "adequate"}],
+        },
+        {
+            "bind": "trial",
+            "type": "trial",
+            "all": [
+                {"field": "outcome", "op": "in", "value": ["nonresponse", "partial_response"]},
+                {"field": "pct", "op": "<", "value": 50},
+                {"field": "id", "op": "==", "ref": "verdict.trial"},
+            ],
+        },
     ],
     "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
 }
@@ -49,34 +64,48 @@ def test_join_with_compound_test_and_id_matches_only_pairs(order: str) -> None:
     facts = VERDICTS + TRIALS if order == "verdicts-first" else TRIALS + VERDICTS
     acts = both(stage(JOIN), facts)
     assert [dict(a.bindings) for a in acts] == [
-        {"verdict": "v1", "trial": "trial-1"}, {"verdict": "v2", "trial": "trial-2"}]
+        {"verdict": "v1", "trial": "trial-1"},
+        {"verdict": "v2", "trial": "trial-2"},
+    ]
 
 
 def test_join_on_derived_fact() -> None:
-    derive = {"id": "derive", "when": [{"bind": "trial", "type": "trial"}],
-              "derive": {"type": "verdict", "trial": "=trial.id", "adequacy": "adequate"}}
+    derive = {
+        "id": "derive",
+        "when": [{"bind": "trial", "type": "trial"}],
+        "derive": {"type": "verdict", "trial": "=trial.id", "adequacy": "adequate"},
+    }
     acts = both(stage(derive, JOIN), TRIALS)
     assert sum(a.rule == "join" for a in acts) == 2
 
 
 def test_negation_is_refused_with_a_reason() -> None:
     """durable_rules' none() misfires in one assertion order and aborts the process in the other."""
-    rule = {"id": "no-tsh", "when": [{"bind": "sym", "type": "sym"}, {"not": {"type": "lab"}}],
-            "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"}}
+    rule = {
+        "id": "no-tsh",
+        "when": [{"bind": "sym", "type": "sym"}, {"not": {"type": "lab"}}],
+        "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
+    }
     with pytest.raises(ValueError, match="negated patterns"):
         stage(rule)
 
 
 def test_identical_content_with_distinct_ids_both_fire() -> None:
-    rule = {"id": "r", "when": [{"bind": "a", "type": "a"}],
-            "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"}}
+    rule = {
+        "id": "r",
+        "when": [{"bind": "a", "type": "a"}],
+        "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
+    }
     facts = [{"type": "a", "id": "a1", "v": 1}, {"type": "a", "id": "a2", "v": 1}]
     assert len(both(stage(rule), facts)) == 2
 
 
 def test_sessions_are_deleted_and_sids_returned() -> None:
-    rule = {"id": "r", "when": [{"bind": "a", "type": "a"}],
-            "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"}}
+    rule = {
+        "id": "r",
+        "when": [{"bind": "a", "type": "a"}],
+        "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
+    }
     ev = DurableEvaluator(stage(rule))
     pool = list(ev._pool)
     for _ in range(2000):  # far more than the engine's 1,024 live sessions per ruleset
@@ -118,18 +147,32 @@ def test_fnv1a_matches_published_vectors() -> None:
 
 
 def test_rule_with_no_matching_facts_is_quiet() -> None:
-    rule = {"id": "r", "when": [{"bind": "a", "type": "a"}],
-            "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"}}
+    rule = {
+        "id": "r",
+        "when": [{"bind": "a", "type": "a"}],
+        "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
+    }
     assert both(stage(rule), [{"type": "other", "id": "o1"}]) == []
     assert both(stage(rule), []) == []
 
 
 def test_or_group_with_two_true_branches_fires_once() -> None:
     """Raw durable_rules fires once per true branch of an `$or`."""
-    rule = {"id": "r", "when": [{"bind": "a", "type": "a", "any": [
-        {"field": "x", "op": ">", "value": 0}, {"field": "y", "op": ">", "value": 0}]}],
-        "derive": {"type": "b", "src": "=a.id"}}
-    chained = {"id": "c", "when": [{"bind": "b", "type": "b"}],
-               "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"}}
+    rule = {
+        "id": "r",
+        "when": [
+            {
+                "bind": "a",
+                "type": "a",
+                "any": [{"field": "x", "op": ">", "value": 0}, {"field": "y", "op": ">", "value": 0}],
+            }
+        ],
+        "derive": {"type": "b", "src": "=a.id"},
+    }
+    chained = {
+        "id": "c",
+        "when": [{"bind": "b", "type": "b"}],
+        "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
+    }
     acts = both(stage(rule, chained), [{"type": "a", "id": "a1", "x": 1, "y": 1}])
     assert [a.rule for a in acts] == ["r", "c"]

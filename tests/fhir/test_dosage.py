@@ -52,9 +52,7 @@ def unknown(est: DoseEstimate, fragment: str) -> None:
         ({"value": 5, "code": "mL", "unit": "millilitre"}, SOLUTION, 10),
     ],
 )
-def test_mass_and_volume_units(
-    quantity: dict[str, Any], strength: ProductStrength | None, expected: float
-) -> None:
+def test_mass_and_volume_units(quantity: dict[str, Any], strength: ProductStrength | None, expected: float) -> None:
     est = daily_dose({"doseAndRate": [{"doseQuantity": quantity}], **code("QD")}, strength)
     assert est.mg_per_day == pytest.approx(expected)
     assert "timing.code QD" in est.derivation
@@ -446,12 +444,8 @@ _LEAVES = (
     | st.integers()
     | st.floats()
     | st.text(max_size=30)
-    | st.sampled_from(
-        ["mg", "g", "ug", "tablet", "{tbl}", "mL", "1", "d", "h", "wk", "BID", "Q0H", "HS", "C"]
-    )
-    | st.sampled_from(
-        ["mon", "MORN", "08:00", "50 mg twice daily", "1 tab q8h", "every 0 hours", "as needed"]
-    )
+    | st.sampled_from(["mg", "g", "ug", "tablet", "{tbl}", "mL", "1", "d", "h", "wk", "BID", "Q0H", "HS", "C"])
+    | st.sampled_from(["mon", "MORN", "08:00", "50 mg twice daily", "1 tab q8h", "every 0 hours", "as needed"])
 )
 _JSON = st.recursive(
     _LEAVES,
@@ -477,9 +471,6 @@ def test_daily_dose_never_raises(dosage: Any, strength: ProductStrength | None) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    text=st.text(max_size=80)
-    | st.from_regex(r"[0-9 .x/]{0,8}(mg|tab|ml)? ?(q\d*h|bid|every \d* ?hours|daily)?")
-)
+@given(text=st.text(max_size=80) | st.from_regex(r"[0-9 .x/]{0,8}(mg|tab|ml)? ?(q\d*h|bid|every \d* ?hours|daily)?"))
 def test_parse_dose_text_never_raises(text: str) -> None:
     _check(parse_dose_text(text, TAB50))
