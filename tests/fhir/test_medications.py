@@ -1,0 +1,116 @@
+"""Recognising medications and reading exposures from MedicationStatement, -Request and -Dispense."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cds.evaluation import Evaluator
+from cds.facts.models import MedicationExposure
+from tests.conftest import NOW
+from tests.helpers import RXNORM, bundle, statement
+
+
+def exposures(ev: Evaluator, *resources: dict[str, Any]) -> list[MedicationExposure]:
+    return list(ev.facts(bundle(*resources), NOW).record.exposures)
+
+
+def med(concept: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "resourceType": "MedicationStatement",
+        "id": "m",
+        "status": "completed",
+        "medicationCodeableConcept": concept,
+        "effectivePeriod": {"start": "2025-01-01", "end": "2025-03-01"},
+        **extra,
+    }
+
+
+def test_recognised_by_ingredient_product_atc_and_name(reference: Evaluator) -> None:
+    by = [
+        {"coding": [{"system": RXNORM, "code": "36437"}]},
+        {"coding": [{"system": RXNORM, "code": "312938", "display": "sertraline 100 MG Oral Tablet"}]},
+        {"coding": [{"system": "http://www.whocc.no/atc", "code": "N06AB06"}]},
+        {"text": "Zoloft 50 mg tablets"},
+        {"coding": [{"system": RXNORM, "code": "328670", "display": "Sertraline 100MG"}]},  # SCDC, not in tables
+    ]
+    for concept in by:
+        assert [e.ingredient for e in exposures(reference, med(concept))] == ["sertraline"], concept
+
+
+def test_unknown_codes_and_other_drugs_are_ignored(reference: Evaluator) -> None:
+    assert exposures(reference, med({"coding": [{"system": "urn:local", "code": "X1"}]})) == []
+    assert exposures(reference, med({"coding": [{"system": RXNORM, "code": "29046", "display": "lisinopril"}]})) == []
+
+
+def test_product_strength_times_tablets(reference: Evaluator) -> None:
+    res = med({"coding": [{"system": RXNORM, "code": "312938"}]}, dosage=[{"text": "take 2 tablets by mouth daily"}])
+    assert exposures(reference, res)[0].daily_dose_mg == 200
+
+
+def test_combination_product_gives_one_exposure_per_ingredient(reference: Evaluator) -> None:
+    ingredients = {e.ingredient for e in exposures(reference, med({"text": "olanzapine and fluoxetine capsule"}))}
+    assert ingredients == {"olanzapine", "fluoxetine"}
+
+
+def test_contained_medication_reference(reference: Evaluator) -> None:
+    res = {
+        "resourceType": "MedicationStatement",
+        "id": "m",
+        "status": "active",
+        "contained": [
+            {"resourceType": "Medication", "id": "med1", "code": {"coding": [{"system": RXNORM, "code": "321988"}]}}
+        ],
+        "medicationReference": {"reference": "#med1"},
+        "effectivePeriod": {"start": "2025-12-01"},
+    }
+    [e] = exposures(reference, res)
+    assert e.ingredient == "escitalopram" and e.open_ended and e.end == NOW
+
+
+def test_dispense_dose_from_quantity_and_days_supply(reference: Evaluator) -> None:
+    res = {
+        "resourceType": "MedicationDispense",
+        "id": "d",
+        "status": "completed",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "312938"}]},
+        "quantity": {"value": 45, "unit": "tablet"},
+        "daysSupply": {"value": 30},
+        "whenHandedOver": "2025-01-01",
+    }
+    [e] = exposures(reference, res)
+    assert e.daily_dose_mg == 150 and e.end is not None and e.end.isoformat() == "2025-01-30"
+
+
+def test_implausible_dose_is_unknown_and_reported(reference: Evaluator) -> None:
+    f = reference.facts(bundle(statement("s", "36437", "2025-01-01", "2025-03-01", mg=5000)), NOW)
+    assert f.record.exposures[0].daily_dose_mg is None
+    assert [i.kind for i in f.record.issues] == ["implausible_dose"]
+
+
+def test_future_start_and_inverted_period(reference: Evaluator) -> None:
+    f = reference.facts(
+        bundle(
+            statement("f", "36437", "2026-06-01", "2026-08-01", mg=100),
+            statement("i", "36437", "2025-05-01", "2025-01-01", mg=100),
+        ),
+        NOW,
+    )
+    assert sorted(i.kind for i in f.record.issues) == ["future_date", "invalid_period"]
+
+
+def test_entered_in_error_and_not_taken_are_skipped(reference: Evaluator) -> None:
+    for status in ("entered-in-error", "not-taken"):
+        assert exposures(reference, statement("s", "36437", "2025-01-01", "2025-03-01", mg=100, status=status)) == []
+
+
+def test_unresolved_medication_reference_is_reported(reference: Evaluator) -> None:
+    res = {
+        "resourceType": "MedicationRequest",
+        "id": "r",
+        "status": "active",
+        "intent": "order",
+        "medicationReference": {"reference": "Medication/missing"},
+        "authoredOn": "2025-01-01",
+    }
+    f = reference.facts(bundle(res), NOW)
+    assert [i.kind for i in f.record.issues] == ["unresolved_reference"]
