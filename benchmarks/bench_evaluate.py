@@ -100,9 +100,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             )
         print(f"{'':<10} evaluate/json.loads (median) = {r['ratio_evaluate_over_json_loads']:.1f}x")
     print()
-    print(
-        "Scaling (median ms; ratio = median(scale k) / median(scale 1) / k, <= 1 means no worse than linear)"
-    )
+    print("Scaling (median ms; ratio = median(scale k) / median(scale 1) / k, <= 1 means no worse than linear)")
     for kind in dict.fromkeys(r["evaluator"] for r in rows):
         mine = {r["history_scale"]: r for r in rows if r["evaluator"] == kind}
         base = mine.get(1)
@@ -116,9 +114,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--evaluator", choices=("durable", "reference", "both"), default="both")
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100], help="history_scale values")
-    ap.add_argument(
-        "--patients", type=int, nargs="+", default=[500, 100, 10], help="patients per scale (same order)"
-    )
+    ap.add_argument("--patients", type=int, nargs="+", default=[500, 100, 10], help="patients per scale (same order)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = ap.parse_args()
     counts = (args.patients + [args.patients[-1]] * len(args.scales))[: len(args.scales)]

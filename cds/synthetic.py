@@ -176,12 +176,8 @@ class _Builder:
         self.add("Condition", body)
 
     # -- observations ----------------------------------------------------------------------------------
-    def observation(
-        self, loinc: str, display: str, when: date, value: Json, category: str = "survey"
-    ) -> None:
-        stamp = (
-            f"{when.isoformat()}T{self.rng.randint(8, 17):02d}:{self.rng.choice(('00', '15', '30'))}:00-05:00"
-        )
+    def observation(self, loinc: str, display: str, when: date, value: Json, category: str = "survey") -> None:
+        stamp = f"{when.isoformat()}T{self.rng.randint(8, 17):02d}:{self.rng.choice(('00', '15', '30'))}:00-05:00"
         self.add(
             "Observation",
             {
@@ -317,14 +313,10 @@ class _Builder:
                     },
                 )
             last["status"] = "stopped"
-            last["statusReason"] = (
-                [ADVERSE_REASON] if last["resourceType"] == "MedicationStatement" else ADVERSE_REASON
-            )
+            last["statusReason"] = [ADVERSE_REASON] if last["resourceType"] == "MedicationStatement" else ADVERSE_REASON
 
 
-def _trial(
-    b: _Builder, name: str, start: date, score: int, resistance: float, sparse: bool
-) -> tuple[date, int]:
+def _trial(b: _Builder, name: str, start: date, score: int, resistance: float, sparse: bool) -> tuple[date, int]:
     """One antidepressant trial with its PHQ-9 scores; returns (end date, last score)."""
     rng, now = b.rng, b.now
     code, ladder, minimum = ANTIDEPRESSANTS[name]
@@ -334,9 +326,7 @@ def _trial(
     ongoing = end >= now
     end = min(end, now)
     adequate = [d for d in ladder if d >= minimum]
-    target = (
-        rng.choice(adequate) if rng.random() < 0.75 else rng.choice(ladder[: ladder.index(adequate[0]) or 1])
-    )
+    target = rng.choice(adequate) if rng.random() < 0.75 else rng.choice(ladder[: ladder.index(adequate[0]) or 1])
     steps: list[tuple[date, date, float]] = []
     step_start = start
     titration = [d for d in ladder if d < target][-rng.randint(1, 2) :] if rng.random() < 0.5 else []
@@ -363,9 +353,7 @@ def _trial(
     if weeks >= 6 and target >= minimum and rng.random() < 0.25:  # augmentation over the trial's second half
         aug = rng.choice(sorted(AUGMENTERS))
         aug_code, doses = AUGMENTERS[aug]
-        b.course(
-            aug, aug_code, [(start + timedelta(weeks=weeks // 2), end, rng.choice(doses))], ongoing=ongoing
-        )
+        b.course(aug, aug_code, [(start + timedelta(weeks=weeks // 2), end, rng.choice(doses))], ongoing=ongoing)
     if rng.random() < 0.4:
         b.observation("70274-6", "GAD-7 total score [Reported]", start, {"valueInteger": rng.randint(3, 18)})
     return end, max(0, final)
@@ -444,11 +432,7 @@ def generate_patient(seed: int, *, history_scale: int = 1, now: date = DEFAULT_N
         episode += 1
         code, display = rng.choice(MDD_CODES[2:] if episode > 1 else MDD_CODES)
         onset, score = day, rng.randint(14, 25)
-        mdd = (
-            [ICD10, code, display]
-            if rng.random() < 0.8
-            else [SNOMED, "370143000", "Major depressive disorder"]
-        )
+        mdd = [ICD10, code, display] if rng.random() < 0.8 else [SNOMED, "370143000", "Major depressive disorder"]
         while day < now - timedelta(days=7):
             name = rng.choice([n for n in ANTIDEPRESSANTS if n != previous])
             b.condition(mdd[0], mdd[1], mdd[2], onset, category="encounter-diagnosis", recorded=day)
