@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import date, timedelta
 
 from cds.facts.models import Outcome, Score, TrialOutcome
 from cds.knowledge import Knowledge
+
+
+class ScoreIndex:
+    """Scores per instrument in date order, so each trial's windows are found by bisection (a long history
+    has hundreds of trials and scores: scanning all scores for every trial would grow quadratically)."""
+
+    def __init__(self, scores: Sequence[Score]) -> None:
+        self._by_instrument: dict[str, list[Score]] = {}
+        for s in sorted(scores, key=lambda s: (s.date, s.ref)):
+            self._by_instrument.setdefault(s.instrument, []).append(s)
+        self._dates = {k: [s.date for s in v] for k, v in self._by_instrument.items()}
+
+    def between(self, instrument: str, lo: date, hi: date) -> list[Score]:
+        dates = self._dates.get(instrument)
+        if not dates:
+            return []
+        return self._by_instrument[instrument][bisect_left(dates, lo) : bisect_right(dates, hi)]
 
 
 def classify(knowledge: Knowledge, instrument: str, end_score: float, improvement_pct: float) -> Outcome:
@@ -28,7 +46,7 @@ def assess_outcome(
     weeks_at_adequate_dose: float,
     stopped_for_adverse_effect: bool,
     ongoing: bool,
-    scores: Sequence[Score],
+    scores: ScoreIndex,
     knowledge: Knowledge,
     adverse_evidence: tuple[str, ...] = (),
 ) -> TrialOutcome:
@@ -47,12 +65,11 @@ def assess_outcome(
     end_hi = end + timedelta(days=cfg["end_score_days_after_end"])
     reason = "no baseline score"
     for instrument in knowledge.instruments.instruments:
-        own = [s for s in scores if s.instrument == instrument]
-        baselines = [s for s in own if base_lo <= s.date <= base_hi]
+        baselines = scores.between(instrument, base_lo, base_hi)
         if not baselines:
             continue
         baseline = baselines[-1]
-        later = [s for s in own if baseline.date < s.date <= end_hi]
+        later = [s for s in scores.between(instrument, baseline.date, end_hi) if s.date > baseline.date]
         finals = [s for s in later if s.date >= end_lo]
         if not finals:
             reason = "no score at the end of the trial"

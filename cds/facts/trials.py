@@ -24,7 +24,7 @@ from cds.facts.models import (
     Score,
     Trial,
 )
-from cds.facts.outcome import assess_outcome
+from cds.facts.outcome import ScoreIndex, assess_outcome
 from cds.knowledge import Knowledge
 
 _DAY = timedelta(days=1)
@@ -60,8 +60,13 @@ def _supersede(exposures: list[MedicationExposure]) -> list[MedicationExposure]:
     """An exposure whose end was inferred stops where the next exposure of the same ingredient starts
     (a new prescription replaces the old one; e.g. a dose change)."""
     out: list[MedicationExposure] = []
+    j = 0
     for i, exp in enumerate(exposures):
-        nxt = next((e for e in exposures[i + 1 :] if e.start and exp.start and e.start > exp.start), None)
+        # exposures are sorted by start: the first later-starting one is found with a forward-only pointer
+        j = max(j, i + 1)
+        while j < len(exposures) and exp.start and (exposures[j].start or exp.start) <= exp.start:
+            j += 1
+        nxt = exposures[j] if j < len(exposures) and exp.start else None
         if (
             nxt is not None
             and nxt.start is not None
@@ -200,6 +205,7 @@ def build_trials(
     cfg = knowledge.config
     candidates = [e for e in exposures if _is_trial_drug(e, knowledge)]
     augmenting = [e for e in exposures if e.role == "augmenting_agent"]
+    score_index = ScoreIndex(scores)
     groups = _group(candidates, cfg["trial_gap_days"])
     groups.sort(key=lambda g: (g.start is None, g.start or date.min, g.ingredient))
     trials: list[Trial] = []
@@ -255,7 +261,7 @@ def build_trials(
             weeks_at_adequate_dose=weeks_adequate,
             stopped_for_adverse_effect=bool(adverse_refs),
             ongoing=ongoing,
-            scores=scores,
+            scores=score_index,
             knowledge=knowledge,
             adverse_evidence=adverse_refs,
         )

@@ -231,9 +231,9 @@ class ExposureBuilder:
         resolved = self.resolver.resolve(resource, issues, ref)
         if not resolved.components:
             return []
-        first_dose = self._dose(rtype, resource, resolved.components[0])
+        estimates = [self._dose(rtype, resource, comp) for comp in resolved.components]
         start, end, end_estimated, open_ended = self._dates(
-            rtype, resource, status, ref, issues, self._units_per_day(first_dose, resolved.components[0])
+            rtype, resource, status, ref, issues, self._units_per_day(estimates[0], resolved.components[0])
         )
         reason_concepts = [
             *as_list(resource.get("statusReason")),
@@ -244,8 +244,7 @@ class ExposureBuilder:
         adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(reason_codes, reason_texts)
         indication = [t for cc in as_list(resource.get("reasonCode")) for t in concept_texts(cc)]
         out = []
-        for comp in resolved.components:
-            estimate = self._dose(rtype, resource, comp)
+        for comp, estimate in zip(resolved.components, estimates, strict=True):
             dose = estimate.mg_per_day
             derivation = estimate.derivation
             if dose is not None and comp.salt:

@@ -60,7 +60,7 @@ class RecordReader:
                 elif rtype == "Observation":
                     scores += self._scores(res, ref, issues)
                 elif rtype == "Condition":
-                    dx = self._diagnosis(res, ref)
+                    dx = self._diagnosis(res, ref, issues)
                     if dx is not None:
                         diagnoses.append(dx)
                 elif rtype == "AllergyIntolerance":
@@ -139,7 +139,7 @@ class RecordReader:
         return out
 
     # -- conditions ---------------------------------------------------------------------------------
-    def _diagnosis(self, res: Resource, ref: str) -> Diagnosis | None:
+    def _diagnosis(self, res: Resource, ref: str, issues: list[DataIssue]) -> Diagnosis | None:
         verification = [c for _, c, _ in codings(res.get("verificationStatus"))]
         if any(v in _DISCARD_VERIFICATION for v in verification):
             return None
@@ -157,6 +157,10 @@ class RecordReader:
         )
         active = not any(c in _INACTIVE_CONDITION for c in clinical) and not (abated and not clinical)
         onset = parse_date(res.get("onsetDateTime")) or period_bounds(res.get("onsetPeriod"))[0]
+        if onset is not None and onset > self.future_limit:
+            issues.append(DataIssue(kind="future_date", ref=ref, message=(
+                f"onset {onset} is after the evaluation date {self.now}; onset treated as unknown")))
+            onset = None
         keys = code_keys(res.get("code"))
         return Diagnosis(
             ref=ref,

@@ -33,6 +33,7 @@ class DrugCatalog:
             for name in (drug.ingredient, *drug.names):
                 names[name.lower()] = drug
         self._names = names
+        self._text_cache: dict[str, tuple[Drug, ...]] = {}
         # Longest names first so "desvenlafaxine" wins over "venlafaxine" and "dextromethorphan-bupropion"
         # over "bupropion"; word boundaries stop "venlafaxine" matching inside "desvenlafaxine".
         alternatives = sorted(names, key=len, reverse=True)
@@ -56,12 +57,17 @@ class DrugCatalog:
 
     def by_text(self, text: str) -> list[Drug]:
         """Every catalog drug named in a free text, in order of first appearance."""
-        found: list[Drug] = []
-        for match in self._name_pattern.finditer(text):
-            drug = self._names[match.group(1).lower()]
-            if drug not in found:
-                found.append(drug)
-        return found
+        cached = self._text_cache.get(text)
+        if cached is None:
+            found: list[Drug] = []
+            for match in self._name_pattern.finditer(text):
+                drug = self._names[match.group(1).lower()]
+                if drug not in found:
+                    found.append(drug)
+            cached = tuple(found)
+            if len(self._text_cache) < 50_000:  # records repeat the same few names; bound the memory anyway
+                self._text_cache[text] = cached
+        return list(cached)
 
     def get(self, ingredient: str) -> Drug | None:
         return self.drugs.get(ingredient)

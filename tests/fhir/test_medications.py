@@ -114,3 +114,11 @@ def test_unresolved_medication_reference_is_reported(reference: Evaluator) -> No
     }
     f = reference.facts(bundle(res), NOW)
     assert [i.kind for i in f.record.issues] == ["unresolved_reference"]
+
+
+def test_future_condition_onset_is_reported_and_not_used_as_episode_start(reference: Evaluator) -> None:
+    from tests.helpers import mdd
+
+    f = reference.facts(bundle(mdd("c1", "2024-01-01"), mdd("c2", "2027-01-05")), NOW)
+    assert f.episode.start is not None and f.episode.start.isoformat() == "2024-01-01"
+    assert [(i.kind, i.ref) for i in f.record.issues] == [("future_date", "Condition/c2")]
