@@ -26,12 +26,12 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
 from __future__ import annotations
 
 import itertools
-import json
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import durable_rules_engine as _dre
+import orjson
 from durable import engine as _engine
 
 from cds.engine.base import Activation, FactView, StageResult, StageRules, derive_fact, sort_activations
@@ -245,7 +245,7 @@ class DurableEvaluator:
             payload["sid"] = sid
             if salt:
                 payload["_salt"] = salt
-            code, state_offset = _dre.assert_fact(self._ruleset._handle, json.dumps(payload))
+            code, state_offset = _dre.assert_fact(self._ruleset._handle, orjson.dumps(payload).decode())
             if code == _OBSERVED:
                 continue  # unique id, so this is a hash collision (#376): retry with a salt
             if code == _HANDLED:

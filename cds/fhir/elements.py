@@ -31,6 +31,11 @@ def parse_date(value: Any) -> date | None:
     """FHIR date/dateTime/instant to a date (partial dates take the first day of the month or year)."""
     if not isinstance(value, str):
         return None
+    if len(value) >= 10 and value[4] == "-" and value[7] == "-":  # the common full date: C-speed parse
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
     m = _DATE.match(value.strip())
     if not m:
         return None
@@ -45,9 +50,14 @@ def codings(concept: Any) -> list[tuple[str, str, str]]:
     out: list[tuple[str, str, str]] = []
     if not isinstance(concept, dict):
         return out
-    for c in as_list(concept.get("coding")):
-        if isinstance(c, dict) and isinstance(c.get("code"), str):
-            out.append((str(c.get("system") or ""), c["code"].strip(), str(c.get("display") or "")))
+    coding = concept.get("coding")
+    for c in coding if isinstance(coding, list) else as_list(coding):
+        if isinstance(c, dict):
+            code = c.get("code")
+            if isinstance(code, str):
+                system, display = c.get("system"), c.get("display")
+                out.append((system if isinstance(system, str) else "", code.strip(),
+                            display if isinstance(display, str) else ""))
     return out
 
 
