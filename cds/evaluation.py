@@ -23,6 +23,17 @@ class TrialResult(BaseModel):
     adequacy: str
 
 
+class ReviewedSetting(BaseModel):
+    """A site setting not confirmed in a primary source: shown with every result as needing clinical review."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    value: float
+    unit: str
+    confidence: str
+    source: str
+
+
 class Evaluation(BaseModel):
     model_config = ConfigDict(frozen=True)
     patient: str | None
@@ -36,6 +47,7 @@ class Evaluation(BaseModel):
     findings: tuple[Finding, ...]
     data_quality: dict[str, int]
     resources_read: int
+    settings_needing_review: tuple[ReviewedSetting, ...] = ()
 
 
 class Evaluator:
@@ -44,6 +56,11 @@ class Evaluator:
     def __init__(self, knowledge: Knowledge | None = None, kind: EvaluatorKind = "durable") -> None:
         self.knowledge = knowledge or cached_knowledge()
         self.engine = RuleEngine(self.knowledge, kind)
+        self.review = tuple(
+            ReviewedSetting(name=name, value=s.value, unit=s.unit, confidence=s.confidence, source=s.source)
+            for name, s in sorted(self.knowledge.config.settings.items())
+            if s.needs_review
+        )
 
     def facts(self, data: bytes, now: date) -> FactSet:
         raw = read_input(data)
@@ -65,6 +82,7 @@ class Evaluator:
             findings=tuple(outcome.findings),
             data_quality=dict(sorted(Counter(i.kind for i in facts.issues).items())),
             resources_read=facts.record.resource_count,
+            settings_needing_review=self.review,
         )
 
     def evaluate_bytes(self, data: bytes, now: date) -> Evaluation:

@@ -75,7 +75,14 @@ def assess_outcome(
             reason = "no score at the end of the trial"
             continue
         final = finals[-1]
-        return _compare(knowledge, instrument, baseline, final, later)
+        result = _compare(knowledge, instrument, baseline, final, later)
+        early = cfg["early_stop_weeks"]
+        if not ongoing and (end - start).days + 1 < early * 7 and result.outcome in ("nonresponse", "partial_response"):
+            # EU-PEARL: stopped before the end of week 4 without evidence of nonresponse is not evaluable.
+            result = result.model_copy(
+                update={"basis": f"{result.basis}; stopped before week {early:g}, too early to judge nonresponse"}
+            )
+        return result
     return TrialOutcome(outcome="unknown", basis=reason)
 
 

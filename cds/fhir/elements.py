@@ -56,8 +56,13 @@ def codings(concept: Any) -> list[tuple[str, str, str]]:
             code = c.get("code")
             if isinstance(code, str):
                 system, display = c.get("system"), c.get("display")
-                out.append((system if isinstance(system, str) else "", code.strip(),
-                            display if isinstance(display, str) else ""))
+                out.append(
+                    (
+                        system if isinstance(system, str) else "",
+                        code.strip(),
+                        display if isinstance(display, str) else "",
+                    )
+                )
     return out
 
 

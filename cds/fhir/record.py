@@ -158,8 +158,13 @@ class RecordReader:
         active = not any(c in _INACTIVE_CONDITION for c in clinical) and not (abated and not clinical)
         onset = parse_date(res.get("onsetDateTime")) or period_bounds(res.get("onsetPeriod"))[0]
         if onset is not None and onset > self.future_limit:
-            issues.append(DataIssue(kind="future_date", ref=ref, message=(
-                f"onset {onset} is after the evaluation date {self.now}; onset treated as unknown")))
+            issues.append(
+                DataIssue(
+                    kind="future_date",
+                    ref=ref,
+                    message=(f"onset {onset} is after the evaluation date {self.now}; onset treated as unknown"),
+                )
+            )
             onset = None
         keys = code_keys(res.get("code"))
         return Diagnosis(

@@ -106,4 +106,5 @@ def to_contract(ev: Evaluation) -> dict[str, Any]:
         },
         "findings": [_finding(f) for f in ev.findings],
         "data_quality": ev.data_quality,
+        "settings_needing_review": [s.model_dump() for s in ev.settings_needing_review],
     }

@@ -96,6 +96,9 @@ def render_text(ev: Evaluation, console: Console) -> None:
         )
         if f.evidence:
             console.print(f"         [dim]evidence: {escape(', '.join(f.evidence))}[/dim]", highlight=False)
+    if ev.settings_needing_review:
+        names = ", ".join(f"{r.name}={fmt_value(r.value)} [{r.confidence}]" for r in ev.settings_needing_review)
+        console.print(Text(f"\nSettings needing clinical review (rules/config.yaml): {names}", style="dim"))
     if ev.data_quality:
         counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in ev.data_quality.items())
         console.print(Text(f"\nData quality: {counts} (see findings above)", style="dim"))
