@@ -105,6 +105,16 @@ class DoseStep(Fact):
     daily_dose_mg: float | None
 
 
+class DoseRecord(Fact):
+    """One medication resource behind a trial, and how its daily dose was derived (or why it is unknown)."""
+
+    ref: str
+    start: date | None
+    end: date | None
+    daily_dose_mg: float | None
+    derivation: str
+
+
 class Augmentation(Fact):
     ingredient: str
     drug_class: str
@@ -146,6 +156,7 @@ class Trial(Fact):
     weeks_dose_unknown: float
     stopped_for_adverse_effect: bool
     dose_steps: tuple[DoseStep, ...] = ()
+    dose_records: tuple[DoseRecord, ...] = ()
     augmentations: tuple[Augmentation, ...] = ()
     outcome: TrialOutcome
     evidence: tuple[str, ...] = ()

@@ -17,6 +17,7 @@ from itertools import pairwise
 from cds.facts.models import (
     AdverseReaction,
     Augmentation,
+    DoseRecord,
     DoseStep,
     Episode,
     ExcludedExposure,
@@ -287,6 +288,12 @@ def build_trials(
                 weeks_dose_unknown=round(profile.days_unknown / 7.0, 1) if dates_known else 0.0,
                 stopped_for_adverse_effect=bool(adverse_refs),
                 dose_steps=tuple(profile.steps),
+                dose_records=tuple(
+                    DoseRecord(
+                        ref=e.ref, start=e.start, end=e.end, daily_dose_mg=e.daily_dose_mg, derivation=e.dose_derivation
+                    )
+                    for e in members
+                ),
                 augmentations=_augmentations(start, end, augmenting),
                 outcome=outcome,
                 evidence=tuple(dict.fromkeys(evidence + outcome.evidence)),

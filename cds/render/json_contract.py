@@ -44,6 +44,16 @@ def _trial(tr: TrialResult) -> dict[str, Any]:
             {"start": s.start.isoformat(), "end": s.end.isoformat(), "daily_dose_mg": s.daily_dose_mg}
             for s in t.dose_steps
         ],
+        "dose_records": [
+            {
+                "resource": d.ref,
+                "start": d.start.isoformat() if d.start else None,
+                "end": d.end.isoformat() if d.end else None,
+                "daily_dose_mg": d.daily_dose_mg,
+                "derivation": d.derivation,
+            }
+            for d in t.dose_records
+        ],
         "augmentations": [
             {
                 "ingredient": a.ingredient,

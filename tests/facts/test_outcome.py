@@ -57,32 +57,19 @@ def test_baseline_already_in_remission_is_unknown(reference: Evaluator) -> None:
     assert outcome(reference, 3, 2)[0] == "unknown"
 
 
-def test_intolerance_when_stopped_early_for_adverse_effect(reference: Evaluator) -> None:
+@pytest.mark.parametrize(
+    ("reason", "expected"),
+    [
+        ("nausea and agitation (side effects)", "intolerance"),
+        ("patient preference; no side effects reported", "unknown"),  # negated wording is not intolerance
+    ],
+)
+def test_stopped_early_with_reason(reference: Evaluator, reason: str, expected: str) -> None:
     stopped = statement(
-        "s",
-        SERTRALINE,
-        "2025-01-01",
-        "2025-01-14",
-        mg=50,
-        status="stopped",
-        statusReason=[{"text": "nausea and agitation (side effects)"}],
+        "s", SERTRALINE, "2025-01-01", "2025-01-14", mg=50, status="stopped", statusReason=[{"text": reason}]
     )
     f = reference.facts(bundle(mdd(), stopped), NOW)
-    assert f.trials[0].outcome.outcome == "intolerance"
-
-
-def test_negated_adverse_wording_is_not_intolerance(reference: Evaluator) -> None:
-    stopped = statement(
-        "s",
-        SERTRALINE,
-        "2025-01-01",
-        "2025-01-14",
-        mg=50,
-        status="stopped",
-        statusReason=[{"text": "patient preference; no side effects reported"}],
-    )
-    f = reference.facts(bundle(mdd(), stopped), NOW)
-    assert f.trials[0].outcome.outcome == "unknown"
+    assert f.trials[0].outcome.outcome == expected
 
 
 def test_score_values_in_string_and_quantity_form(reference: Evaluator) -> None:
