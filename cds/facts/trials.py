@@ -36,18 +36,26 @@ class _Group:
     ingredient: str
     exposures: list[MedicationExposure] = field(default_factory=list)
     undated: list[MedicationExposure] = field(default_factory=list)
+    start: date | None = None
+    end: date | None = None
+    end_unknown: bool = False
 
-    @property
-    def start(self) -> date | None:
-        starts = [e.start for e in self.exposures if e.start]
-        return min(starts) if starts else None
+    def __post_init__(self) -> None:
+        exposures, self.exposures = self.exposures, []
+        for e in exposures:
+            self.add(e)
 
-    @property
-    def end(self) -> date | None:
-        if any(e.end is None for e in self.exposures):
-            return None
-        ends = [e.end for e in self.exposures if e.end]
-        return max(ends) if ends else None
+    def add(self, e: MedicationExposure) -> None:
+        """Keep start and end up to date as exposures join (a long history has thousands of them)."""
+        self.exposures.append(e)
+        if e.start is not None and (self.start is None or e.start < self.start):
+            self.start = e.start
+        if e.end is None:
+            self.end_unknown = True
+        elif self.end is None or e.end > self.end:
+            self.end = e.end
+        if self.end_unknown:
+            self.end = None
 
 
 def _is_trial_drug(exposure: MedicationExposure, knowledge: Knowledge) -> bool:
@@ -106,7 +114,7 @@ def _group(exposures: Sequence[MedicationExposure], gap_days: float) -> list[_Gr
                 and exp.start is not None
                 and (exp.start - cur.end).days <= gap_days + 1
             ):
-                cur.exposures.append(exp)
+                cur.add(exp)
             else:
                 own.append(_Group(ingredient, [exp]))
         if own:
@@ -139,8 +147,16 @@ def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
             cuts.update({e.start, e.end + _DAY})
     points = sorted(c for c in cuts if start <= c <= end + _DAY)
     previous: tuple[bool, float | None] | None = None
+    pending = sorted((e for e in group.exposures if e.start and e.end), key=lambda e: e.start or date.min)
+    active: list[MedicationExposure] = []
+    k = 0
     for lo, hi in pairwise(points):
-        covering = [e for e in group.exposures if e.start and e.end and e.start <= lo and e.end >= lo]
+        # sweep: exposures join when they start and leave after they end, so each is visited a few times only
+        while k < len(pending) and (pending[k].start or date.max) <= lo:
+            active.append(pending[k])
+            k += 1
+        active = [e for e in active if e.end is not None and e.end >= lo]
+        covering = active
         if covering:
             doses = [e.daily_dose_mg for e in covering if e.daily_dose_mg is not None]
             current: tuple[bool, float | None] = (bool(doses), max(doses) if doses else None)
