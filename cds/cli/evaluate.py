@@ -1,9 +1,8 @@
-"""`cds` command line. Errors are reported as one clear line; a traceback never reaches the user."""
+"""`cds evaluate`: one patient's record -> trials, adequacy, TRD status, findings."""
 
 from __future__ import annotations
 
 import sys
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +11,8 @@ import orjson
 import typer
 from rich.console import Console
 
+from cds.cli.common import err as _err
+from cds.cli.common import parse_now
 from cds.errors import CdsError
 from cds.evaluation import Evaluator
 from cds.render.json_contract import to_contract
@@ -33,20 +34,6 @@ class EvaluatorChoice(StrEnum):
     reference = "reference"
 
 
-@app.callback()
-def main() -> None:
-    """TRD decision support: read FHIR R4 records, explain trials, adequacy and TRD status."""
-
-
-def _parse_now(value: str | None) -> date:
-    if value is None:
-        return date.today()  # the CLI is the edge: below it, `now` is always an argument
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--now") from None
-
-
 def _inputs(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
@@ -61,7 +48,6 @@ def _inputs(paths: list[Path]) -> list[Path]:
     return files
 
 
-@app.command()
 def evaluate(
     paths: Annotated[list[Path], typer.Argument(help="FHIR Bundle / NDJSON files of one patient each, or folders")],
     now: Annotated[str | None, typer.Option(help="evaluation date YYYY-MM-DD (default: today)")] = None,
@@ -71,7 +57,7 @@ def evaluate(
     evaluator: Annotated[EvaluatorChoice, typer.Option(help="rules engine")] = EvaluatorChoice.durable,
 ) -> None:
     """Evaluate each patient: trials, adequacy gaps, outcomes and TRD status, with reasons."""
-    when = _parse_now(now)
+    when = parse_now(now)
     files = _inputs(paths)
     if not files:
         _err.print("[red]error:[/red] no input files found")
@@ -108,7 +94,3 @@ def evaluate(
             render_text(result, console)
     if failures == len(files):
         raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    app()

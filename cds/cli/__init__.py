@@ -1,0 +1,20 @@
+"""`cds` command line: one module per command (group). Errors are one clear line, never a traceback."""
+
+from __future__ import annotations
+
+import typer
+
+from cds.cli.evaluate import evaluate
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Decision support for treatment-resistant depression."
+)
+
+
+@app.callback()
+def main() -> None:
+    """TRD decision support: read FHIR R4 records, explain trials, adequacy and TRD status."""
+
+
+app.command()(evaluate)
+# Further commands register here, one line each, from their own modules.
