@@ -18,11 +18,6 @@ from cds.evaluation import Evaluator
 from cds.render.json_contract import to_contract
 from cds.render.text import render_text
 
-app = typer.Typer(
-    no_args_is_help=True, add_completion=False, help="Decision support for treatment-resistant depression."
-)
-_err = Console(stderr=True, soft_wrap=True, highlight=False)
-
 
 class OutputFormat(StrEnum):
     text = "text"
