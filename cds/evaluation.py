@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from cds.engine.runner import EvaluatorKind, RuleEngine
 from cds.facts.builder import build_facts
 from cds.facts.models import Episode, ExcludedExposure, FactSet, Trial
-from cds.fhir.reader import read_input
+from cds.fhir.reader import RawInput, read_input, read_resources
 from cds.fhir.record import RecordReader
 from cds.findings import Finding
 from cds.knowledge import Knowledge, cached_knowledge
@@ -63,9 +65,15 @@ class Evaluator:
         )
 
     def facts(self, data: bytes, now: date) -> FactSet:
-        raw = read_input(data)
+        return self._facts(read_input(data), now)
+
+    def _facts(self, raw: RawInput, now: date) -> FactSet:
         record = RecordReader(self.knowledge, now).read(raw)
         return build_facts(record, self.knowledge, now)
+
+    def evaluate_resources(self, resources: Iterable[Any], now: date) -> Evaluation:
+        """Evaluate already-parsed FHIR resources of one patient (dicts; Bundles are unpacked)."""
+        return self.evaluate_facts(self._facts(read_resources(resources), now))
 
     def evaluate_facts(self, facts: FactSet) -> Evaluation:
         outcome = self.engine.evaluate(facts)

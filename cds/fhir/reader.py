@@ -6,6 +6,7 @@ entry inside an otherwise good input becomes a DataIssue and the rest is kept.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,17 @@ def read_input(data: bytes) -> RawInput:
             _add(raw, item, f"item[{i}]")
     else:
         raise InputError("the JSON is not a FHIR resource or Bundle")
+    if not raw.resources:
+        raise InputError("no FHIR resources found in the input")
+    return raw
+
+
+def read_resources(resources: Iterable[Any], where: str = "item") -> RawInput:
+    """Already-parsed resources (CDS Hooks prefetch, a bulk export grouped by patient) -> RawInput.
+    Bundles among them are unpacked; anything that is not a resource becomes a DataIssue."""
+    raw = RawInput()
+    for i, item in enumerate(resources):
+        _add(raw, item, f"{where}[{i}]")
     if not raw.resources:
         raise InputError("no FHIR resources found in the input")
     return raw

@@ -49,3 +49,12 @@ def test_ndjson_with_a_broken_line() -> None:
 def test_unreadable_input_raises_input_error(data: bytes) -> None:
     with pytest.raises(InputError):
         read_input(data)
+
+
+def test_parsed_resources_with_a_nested_bundle_and_junk() -> None:
+    from cds.fhir.reader import read_resources
+
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Observation", "id": "o"}}]}
+    raw = read_resources([{"resourceType": "Patient", "id": "p"}, bundle, 7])
+    assert [r["resourceType"] for r in raw.resources] == ["Patient", "Observation"]
+    assert [i.ref for i in raw.issues] == ["item[2]"]
