@@ -8,9 +8,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cds.engine.runner import EvaluatorKind, RuleEngine
+from cds.engine.staging import StagingResult
 from cds.facts.builder import build_facts
 from cds.facts.models import Episode, ExcludedExposure, FactSet, Trial
 from cds.fhir.reader import RawInput, read_input, read_resources
@@ -47,6 +48,7 @@ class Evaluation(BaseModel):
     trd_status: str
     failed_adequate_trials: int
     findings: tuple[Finding, ...]
+    staging: dict[str, StagingResult] = Field(default_factory=dict)
     data_quality: dict[str, int]
     resources_read: int
     settings_needing_review: tuple[ReviewedSetting, ...] = ()
@@ -77,7 +79,6 @@ class Evaluator:
 
     def evaluate_facts(self, facts: FactSet) -> Evaluation:
         outcome = self.engine.evaluate(facts)
-        failed = {f.subject for f in outcome.findings if f.code == "trial-adequate-failure"}
         return Evaluation(
             patient=facts.patient_ref,
             now=facts.now,
@@ -86,8 +87,9 @@ class Evaluator:
             trials=tuple(TrialResult(trial=t, adequacy=outcome.adequacy.get(t.id, "unknown")) for t in facts.trials),
             excluded=facts.excluded,
             trd_status=outcome.trd_status,
-            failed_adequate_trials=len(failed),
+            failed_adequate_trials=outcome.failed_adequate_trials,
             findings=tuple(outcome.findings),
+            staging=outcome.staging,
             data_quality=dict(sorted(Counter(i.kind for i in facts.issues).items())),
             resources_read=facts.record.resource_count,
             settings_needing_review=self.review,

@@ -132,6 +132,24 @@ class Rule(_Strict):
         return list(self.when)
 
 
+class Category(_Strict):
+    label: str
+    min: float
+    max: float
+
+
+class Totals(_Strict):
+    """How a staging model's total is computed from the points its rules derive (`staging_point` facts):
+    the model's definition, kept as data beside its rules."""
+
+    model: str
+    method: Literal["sum", "max", "level"]
+    labels: dict[str, str] = Field(default_factory=dict)
+    required_components: tuple[str, ...] = ()
+    not_applicable: str | None = None
+    categories: tuple[Category, ...] = ()
+
+
 class Module(_Strict):
     module: str
     version: str
@@ -139,6 +157,7 @@ class Module(_Strict):
     title: str
     description: str = ""
     source: Source | None = None
+    totals: Totals | None = None
     rules: tuple[Rule, ...]
 
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cds.engine import staging
 from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
 from cds.engine.ir import Module, Rule, load_modules
 from cds.engine.reference import ReferenceEvaluator
-from cds.engine.views import Views, adequacy_by_trial, stage_one, trd_summary
+from cds.engine.staging import StagingResult
+from cds.engine.staging_inputs import staging_views
+from cds.engine.views import Views, adequacy_by_trial, failed_trials, stage_one, trd_summary
 from cds.facts.models import FactSet
 from cds.findings import Finding, FindingSource, render_template
 from cds.knowledge import Knowledge
 
 EvaluatorKind = Literal["durable", "reference"]
 STAGES = ("classify", "conclude")
-_CATEGORY_RANK = {"trd": 0, "adequacy": 1, "data-quality": 9}
+_CATEGORY_RANK = {"trd": 0, "staging": 1, "adequacy": 2, "data-quality": 9}
 
 
 @dataclass
@@ -27,7 +30,9 @@ class RuleOutcome:
     findings: list[Finding] = field(default_factory=list)
     adequacy: dict[str, str] = field(default_factory=dict)
     trd_status: str = "insufficient_data"
+    failed_adequate_trials: int = 0
     activations: dict[str, list[Activation]] = field(default_factory=dict)
+    staging: dict[str, StagingResult] = field(default_factory=dict)
 
 
 def make_evaluator(kind: EvaluatorKind, rules: StageRules) -> Evaluator:
@@ -54,6 +59,7 @@ class RuleEngine:
         first = stage_one(facts)
         r1 = self.evaluators["classify"].run(first.facts)
         summary = trd_summary(facts, r1)
+        staging_views(facts, failed_trials(r1), self.knowledge, summary)
         r2 = self.evaluators["conclude"].run(summary.facts)
         outcome = RuleOutcome(
             adequacy=adequacy_by_trial(r1),
@@ -63,10 +69,15 @@ class RuleEngine:
         outcome.trd_status = statuses[0] if len(statuses) == 1 else "insufficient_data"
         concluded = self._findings(r2, summary)
         classified = self._findings(r1, first)
-        classified.sort(
-            key=lambda f: (_CATEGORY_RANK.get(f.category, 5), self._order[f.rule], f.subject or "", f.summary)
-        )
+        for group in (concluded, classified):
+            group.sort(
+                key=lambda f: (_CATEGORY_RANK.get(f.category, 5), self._order[f.rule], f.subject or "", f.summary)
+            )
         outcome.findings = concluded + classified
+        staging_summary = next((f for f in summary.facts if f.get("type") == "staging_summary"), None)
+        trd = next(f for f in summary.facts if f.get("type") == "trd_summary")
+        outcome.failed_adequate_trials = int(trd["failed_adequate_trials"])
+        outcome.staging = staging.compute(self.modules, r2.derived, concluded, facts, staging_summary)
         return outcome
 
     def _findings(self, result: StageResult, views: Views) -> list[Finding]:

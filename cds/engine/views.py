@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from cds.engine.base import FactView, StageResult
-from cds.facts.models import FactSet, Trial
+from cds.errors import EngineError
+from cds.facts.models import FactSet, IssueKind, Outcome, Trial
 
 _OUTCOME_LABEL = {
     "remission": "remission",
@@ -22,6 +23,115 @@ _OUTCOME_LABEL = {
 }
 
 
+# ---------------------------------------------------------------------------- fact schema
+# The one declaration of every base fact type the rules can match: its stage, its fields, their kinds and, for
+# closed vocabularies, their values. View builders are checked against it (Views.add); `cds rules lint` reads it.
+# A new base fact type or field is declared here, next to the builder that produces it.
+
+FieldKind = Literal["str", "number", "bool"]
+
+
+@dataclass(frozen=True)
+class FactField:
+    kind: FieldKind
+    values: tuple[str, ...] = ()  # the closed value set of a str field; empty = open
+
+
+@dataclass(frozen=True)
+class FactType:
+    stage: str
+    fields: dict[str, FactField]
+
+
+STR, NUM, BOOL = FactField("str"), FactField("number"), FactField("bool")
+FACT_SCHEMA: dict[str, FactType] = {
+    "trial": FactType(
+        "classify",
+        {
+            "id": STR,
+            "ingredient": STR,
+            "drug_class": STR,
+            "dates_known": BOOL,
+            "ongoing": BOOL,
+            "in_current_episode": BOOL,
+            "max_daily_dose_mg": NUM,
+            "min_adequate_dose_mg": NUM,
+            "label_max_dose_mg": NUM,
+            "weeks_total": NUM,
+            "weeks_at_adequate_dose": NUM,
+            "weeks_dose_unknown": NUM,
+            "weeks_possibly_adequate": NUM,
+            "outcome": FactField("str", get_args(Outcome)),
+            "improvement_pct": NUM,
+            "response_lost": BOOL,
+            "stopped_for_adverse_effect": BOOL,
+            "augmentation_count": NUM,
+        },
+    ),
+    "excluded_exposure": FactType(
+        "classify",
+        {"id": STR, "ingredient": STR, "max_daily_dose_mg": NUM, "threshold_mg": NUM, "reason": STR},
+    ),
+    "data_issue": FactType(
+        "classify", {"id": STR, "kind": FactField("str", get_args(IssueKind)), "ref": STR, "message": STR}
+    ),
+    "staging_summary": FactType(
+        "conclude",
+        {
+            "id": STR,
+            "failed_trials": NUM,
+            "failed_classes": NUM,
+            "esm_failed_classes": NUM,
+            "has_failed_tca": BOOL,
+            "has_failed_maoi": BOOL,
+            "trsm_classes_for_tca": NUM,
+            "trsm_classes_for_maoi": NUM,
+            "failed_ingredients": NUM,
+            "ect_courses": NUM,
+            "failed_ect_courses": NUM,
+            "failed_bilateral_ect": NUM,
+            "episode_months": NUM,
+            "baseline_severity": FactField("str", ("subsyndromal", "mild", "moderate", "severe")),
+            "psychotic_features": BOOL,
+            "augmentation_used": BOOL,
+            "cumulative_adequate_weeks": NUM,
+            "resistance_months": NUM,
+            "response_since_first_failure": BOOL,
+        },
+    ),
+    "staged_trial": FactType(
+        "conclude",
+        {
+            "id": STR,
+            "ingredient": STR,
+            "drug_class": STR,
+            "dose_increased": BOOL,
+            "augmentation_count": NUM,
+            "combination_count": NUM,
+        },
+    ),
+    "trd_summary": FactType(
+        "conclude",
+        {
+            "id": STR,
+            "failed_adequate_trials": NUM,
+            "possibly_failed_trials": NUM,
+            "failed_or_possibly_failed": NUM,
+            "trials_in_episode": NUM,
+        },
+    ),
+}
+
+
+def _check_schema(view: dict[str, Any]) -> None:
+    schema = FACT_SCHEMA.get(str(view.get("type")))
+    if schema is None:
+        return
+    undeclared = sorted(k for k in view if k != "type" and k not in schema.fields)
+    if undeclared:
+        raise EngineError(f"fact type {view['type']!r}: fields {undeclared} are not declared in FACT_SCHEMA")
+
+
 @dataclass
 class Views:
     facts: list[FactView] = field(default_factory=list)
@@ -29,6 +139,7 @@ class Views:
     evidence: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def add(self, view: dict[str, Any], display: dict[str, Any], evidence: Iterable[str]) -> None:
+        _check_schema(view)
         clean: FactView = {k: v for k, v in view.items() if v is not None}
         self.facts.append(clean)
         self.display[str(clean["id"])] = display
@@ -111,17 +222,28 @@ def failed_trials(result: StageResult) -> set[str]:
     return {str(f["trial"]) for f in result.derived if f.get("type") == "failed_trial"}
 
 
+def per_ingredient(trials: list[Trial]) -> list[Trial]:
+    """A re-challenge of the same drug in the same episode is not a new trial (staging reference §3.6, default
+    policy): keep the best exposure per ingredient (most weeks at an adequate dose, then the earliest)."""
+    best: dict[str, Trial] = {}
+    for t in trials:
+        kept = best.get(t.ingredient)
+        if kept is None or t.weeks_at_adequate_dose > kept.weeks_at_adequate_dose:
+            best[t.ingredient] = t
+    return sorted(best.values(), key=lambda t: (t.start is None, t.start, t.id))
+
+
 def trd_summary(facts: FactSet, result: StageResult) -> Views:
     """Counts for the conclude stage. Aggregation is arithmetic, so it is done here, not in the engine."""
     adequacy = adequacy_by_trial(result)
     failed = failed_trials(result)
     in_episode = [t for t in facts.trials if t.in_current_episode]
-    failed_trials_ = [t for t in in_episode if t.id in failed]
+    failed_trials_ = per_ingredient([t for t in in_episode if t.id in failed])
+    failed_ingredients = {t.ingredient for t in failed_trials_}
     possible = [
         t
-        for t in in_episode
-        if t.id not in failed
-        and (
+        for t in per_ingredient([t for t in in_episode if t.ingredient not in failed_ingredients])
+        if (
             (
                 adequacy.get(t.id, "unknown") == "unknown"
                 and t.outcome.outcome in ("unknown", "nonresponse", "partial_response")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from cds.facts.courses import baseline_severity, build_courses, mark_optimisations
 from cds.facts.episode import current_episode
 from cds.facts.models import FactSet, PatientRecord
 from cds.facts.trials import build_trials
@@ -13,12 +14,22 @@ from cds.knowledge import Knowledge
 def build_facts(record: PatientRecord, knowledge: Knowledge, now: date) -> FactSet:
     episode = current_episode(record.diagnoses, record.scores, knowledge)
     trials, excluded = build_trials(record.exposures, record.reactions, record.scores, episode, knowledge)
+    active = [d for d in record.diagnoses if d.active]
+    comorbid = {
+        vs: tuple(d.ref for d in active if vs in d.categories)
+        for vs in knowledge.config.valuesets.conditions
+        if vs != "depression-conditions"
+    }
     return FactSet(
         patient_ref=record.patient_ref,
         now=now,
         episode=episode,
-        trials=tuple(trials),
+        trials=tuple(mark_optimisations(trials, knowledge)),
         excluded=tuple(excluded),
+        courses=tuple(build_courses(record.procedures, record.scores, episode, knowledge)),
+        baseline_severity=baseline_severity(record.scores, episode, knowledge),
+        psychotic_features=comorbid.get("psychotic-features", ()),
+        comorbidities={k: v for k, v in comorbid.items() if v},
         issues=record.issues,
         record=record,
     )

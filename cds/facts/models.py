@@ -69,6 +69,18 @@ class Diagnosis(Fact):
     recorded: date | None
     active: bool
     is_depression: bool
+    categories: tuple[str, ...] = ()  # ids of the configured condition value sets the codes fall in
+
+
+class ProcedureRecord(Fact):
+    """A Procedure in one of the configured procedure value sets (ECT, psychotherapy, ...)."""
+
+    ref: str
+    categories: tuple[str, ...]
+    text: str
+    start: date
+    end: date
+    bilateral: bool | None = None  # ECT electrode placement when the record says; None = not recorded
 
 
 class AdverseReaction(Fact):
@@ -89,6 +101,7 @@ class PatientRecord(Fact):
     scores: tuple[Score, ...] = ()
     diagnoses: tuple[Diagnosis, ...] = ()
     reactions: tuple[AdverseReaction, ...] = ()
+    procedures: tuple[ProcedureRecord, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     resource_count: int = 0
 
@@ -155,10 +168,38 @@ class Trial(Fact):
     weeks_at_adequate_dose: float
     weeks_dose_unknown: float
     stopped_for_adverse_effect: bool
+    dose_increased: bool = False  # a later documented dose above an earlier one (MGH dose optimisation)
+    combined_with: tuple[str, ...] = ()  # other antidepressants added during this trial (MGH combination)
     dose_steps: tuple[DoseStep, ...] = ()
     dose_records: tuple[DoseRecord, ...] = ()
     augmentations: tuple[Augmentation, ...] = ()
     outcome: TrialOutcome
+    evidence: tuple[str, ...] = ()
+
+
+class TreatmentCourse(Fact):
+    """Sessions of one non-drug treatment (ECT, psychotherapy) close enough in time to form a course."""
+
+    id: str
+    kind: Literal["ect", "psychotherapy"]
+    start: date
+    end: date
+    sessions: int
+    weeks: float
+    bilateral: bool | None = None
+    in_current_episode: bool = True
+    outcome: TrialOutcome
+    evidence: tuple[str, ...] = ()
+
+
+class BaselineSeverity(Fact):
+    """Severity at the start of the current episode (Maudsley severity item)."""
+
+    instrument: str
+    score: float
+    date: date
+    band: str | None
+    msm_category: str | None
     evidence: tuple[str, ...] = ()
 
 
@@ -181,5 +222,9 @@ class FactSet(Fact):
     episode: Episode
     trials: tuple[Trial, ...] = ()
     excluded: tuple[ExcludedExposure, ...] = ()
+    courses: tuple[TreatmentCourse, ...] = ()
+    baseline_severity: BaselineSeverity | None = None
+    psychotic_features: tuple[str, ...] = ()  # evidence: active Conditions with psychotic features
+    comorbidities: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # value set id -> Condition refs
     issues: tuple[DataIssue, ...] = ()
     record: PatientRecord = Field(exclude=True)

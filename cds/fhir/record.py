@@ -7,7 +7,15 @@ import re
 from datetime import date, timedelta
 from typing import Any
 
-from cds.facts.models import AdverseReaction, DataIssue, Diagnosis, MedicationExposure, PatientRecord, Score
+from cds.facts.models import (
+    AdverseReaction,
+    DataIssue,
+    Diagnosis,
+    MedicationExposure,
+    PatientRecord,
+    ProcedureRecord,
+    Score,
+)
 from cds.fhir.elements import (
     as_list,
     as_number,
@@ -30,6 +38,7 @@ _OBSERVATION_OK = {"final", "amended", "corrected", None}
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
 _DISCARD_VERIFICATION = {"entered-in-error", "refuted"}
+_PROCEDURE_DONE = {"completed", "in-progress", None}
 
 
 class RecordReader:
@@ -45,6 +54,7 @@ class RecordReader:
         scores: list[Score] = []
         diagnoses: list[Diagnosis] = []
         reactions: list[AdverseReaction] = []
+        procedures: list[ProcedureRecord] = []
         patient_ref: str | None = None
         birth: date | None = None
         meds = ExposureBuilder(self.knowledge, index, self.now)
@@ -65,6 +75,10 @@ class RecordReader:
                         diagnoses.append(dx)
                 elif rtype == "AllergyIntolerance":
                     reactions += self._reactions(res, ref, resolver)
+                elif rtype == "Procedure":
+                    proc = self._procedure(res, ref, issues)
+                    if proc is not None:
+                        procedures.append(proc)
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
                 # A resource whose shape defeats the tolerant readers: report it, keep the rest.
                 issues.append(DataIssue(kind="invalid_resource", ref=ref, message=f"could not be read ({exc})"))
@@ -75,6 +89,7 @@ class RecordReader:
             scores=tuple(sorted(scores, key=lambda s: (s.date, s.ref))),
             diagnoses=tuple(diagnoses),
             reactions=tuple(reactions),
+            procedures=tuple(sorted(procedures, key=lambda p: (p.start, p.ref))),
             issues=tuple(issues),
             resource_count=len(raw.resources),
         )
@@ -175,6 +190,41 @@ class RecordReader:
             recorded=parse_date(res.get("recordedDate")),
             active=active,
             is_depression=self.knowledge.valuesets.contains_any("depression-conditions", keys),
+            categories=self.knowledge.valuesets.matching(keys, self.knowledge.config.valuesets.conditions),
+        )
+
+    # -- procedures ---------------------------------------------------------------------------------
+    def _procedure(self, res: Resource, ref: str, issues: list[DataIssue]) -> ProcedureRecord | None:
+        if res.get("status") not in _PROCEDURE_DONE:
+            return None
+        keys = code_keys(res.get("code"))
+        categories = self.knowledge.valuesets.matching(keys, self.knowledge.config.valuesets.procedures)
+        if not categories:
+            return None
+        start, end = period_bounds(res.get("performedPeriod"))
+        start = start or parse_date(res.get("performedDateTime")) or end
+        if start is None:
+            issues.append(DataIssue(kind="invalid_resource", ref=ref, message="procedure has no date; not used"))
+            return None
+        if start > self.future_limit:
+            issues.append(
+                DataIssue(
+                    kind="future_date",
+                    ref=ref,
+                    message=f"performed {start}, after the evaluation date {self.now}; not used",
+                )
+            )
+            return None
+        texts = concept_texts(res.get("code")) + [t for bs in as_list(res.get("bodySite")) for t in concept_texts(bs)]
+        joined = " ".join(texts).lower()
+        bilateral = True if "bilateral" in joined else (False if "unilateral" in joined else None)
+        return ProcedureRecord(
+            ref=ref,
+            categories=categories,
+            text=(texts or [""])[0],
+            start=start,
+            end=end if end and end >= start else start,
+            bilateral=bilateral,
         )
 
     # -- allergies ----------------------------------------------------------------------------------

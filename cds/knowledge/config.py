@@ -21,6 +21,11 @@ REQUIRED_SETTINGS = (
     "end_score_days_after_end",
     "implausible_dose_factor",
     "future_tolerance_days",
+    "ect_course_gap_days",
+    "psychotherapy_course_gap_days",
+    "combination_min_overlap_days",
+    "trsm_tca_double_count",
+    "esm_crd_months",
 )
 
 
@@ -32,6 +37,8 @@ class SiteConfig:
         self.version = data.version
         self.settings: dict[str, Setting] = dict(data.settings)
         self.local_instrument_codes = data.local_instrument_codes
+        self.valuesets = data.valuesets
+        self.maudsley_severity = data.maudsley_severity
 
     def __getitem__(self, name: str) -> float:
         try:

@@ -169,13 +169,27 @@ class Setting(_Frozen):
     confidence: Confidence
     source: str
     description: str
+    range: tuple[float, float] | None = None  # plausible [lo, hi]; `cds rules lint` flags values outside it
 
     @property
     def needs_review(self) -> bool:
         return self.confidence != "C"
 
 
+class ValueSetLists(_Frozen):
+    conditions: tuple[str, ...] = ()
+    procedures: tuple[str, ...] = ()
+
+
+class CategoryMap(_Frozen):
+    confidence: Confidence
+    source: str
+    map: dict[str, str]
+
+
 class SiteConfigFile(_Frozen):
     version: str
     settings: dict[str, Setting]
+    valuesets: ValueSetLists = ValueSetLists()
+    maudsley_severity: CategoryMap | None = None
     local_instrument_codes: dict[str, tuple[Coding, ...]] = Field(default_factory=dict)

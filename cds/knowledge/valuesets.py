@@ -25,6 +25,7 @@ def normalise(system: str, code: str) -> str:
 class ValueSetIndex:
     def __init__(self, directory: Path) -> None:
         self.members: dict[str, frozenset[str]] = {}
+        self.prefixes: dict[str, tuple[str, ...]] = {}
         self.urls: dict[str, str] = {}
         if not directory.is_dir():
             return
@@ -40,13 +41,27 @@ class ValueSetIndex:
             }
             self.members[vid] = frozenset(codes)
             self.urls[vid] = str(vs.get("url", ""))
+            # `is-a` filters on ICD-10: every code below the given category (F41 covers F41.1, F41.9, ...).
+            self.prefixes[vid] = tuple(
+                normalise(str(inc.get("system", "")), str(f.get("value", "")))
+                for inc in vs.get("compose", {}).get("include", [])
+                for f in inc.get("filter", [])
+                if f.get("op") == "is-a" and f.get("property") == "concept" and inc.get("system") in _ICD10
+            )
 
     def contains_any(self, valueset_id: str, keys: Iterable[str]) -> bool:
         members = self.members.get(valueset_id)
         if not members:
             return False
+        prefixes = self.prefixes.get(valueset_id, ())
         for key in keys:
             system, _, code = key.partition("|")
-            if normalise(system, code) in members:
+            norm = normalise(system, code)
+            if norm in members or (prefixes and norm.startswith(prefixes)):
                 return True
         return False
+
+    def matching(self, keys: Iterable[str], candidates: Iterable[str]) -> tuple[str, ...]:
+        """Which of the candidate value sets contain any of the codes."""
+        codes = list(keys)
+        return tuple(vid for vid in candidates if self.contains_any(vid, codes))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cds.engine.staging import StagingResult
 from cds.evaluation import Evaluation, TrialResult
 from cds.findings import Finding
 
@@ -84,6 +85,56 @@ def _finding(f: Finding) -> dict[str, Any]:
     }
 
 
+def _components(r: StagingResult) -> list[dict[str, Any]]:
+    return [
+        {
+            "component": c.component,
+            "points": c.points,
+            "rule": c.rule,
+            "summary": c.summary,
+            "evidence": list(c.evidence),
+        }
+        for c in r.components
+    ]
+
+
+def _staging(ev: Evaluation) -> dict[str, Any]:
+    """Contract keys per model (stage / score / level / score+category); each also has `computed`, `reason`
+    (why not computed) and its scored `components` with evidence."""
+    out: dict[str, Any] = {}
+    keys = {
+        "thase_rush": ("stage", "label"),
+        "mgh": ("score", None),
+        "european": ("level", None),
+        "maudsley": ("score", "category"),
+    }
+    for model, (value_key, extra_key) in keys.items():
+        r = ev.staging.get(model)
+        entry: dict[str, Any] = {value_key: None, "computed": False, "reason": "model not loaded", "components": []}
+        if r is not None:
+            value: Any = r.value
+            if model == "european":
+                value = r.label
+            elif model == "thase_rush" and r.value is not None:
+                value = int(r.value)
+            entry = {
+                value_key: value if r.computed else None,
+                "computed": r.computed,
+                "reason": r.reason,
+                "components": _components(r),
+            }
+            if extra_key == "label":
+                entry["label"] = r.label
+            if extra_key == "category":
+                entry["category"] = r.category if r.computed else None
+            entry.update(r.details)
+        out[model] = entry
+    dm = ev.staging.get("dm_trd")
+    if dm is not None:
+        out["dm_trd"] = {"score": None, "computed": False, "reason": dm.reason, **dm.details}
+    return out
+
+
 def to_contract(ev: Evaluation) -> dict[str, Any]:
     return {
         "patient": ev.patient,
@@ -106,14 +157,7 @@ def to_contract(ev: Evaluation) -> dict[str, Any]:
             for e in ev.excluded
         ],
         "trd": {"status": ev.trd_status, "failed_adequate_trials": ev.failed_adequate_trials},
-        "staging": {
-            # Staging models arrive with their own rule modules; until then every value is null (not computed).
-            "thase_rush": {"stage": None},
-            "mgh": {"score": None},
-            "european": {"level": None},
-            "maudsley": {"score": None, "category": None},
-            "computed": False,
-        },
+        "staging": _staging(ev),
         "findings": [_finding(f) for f in ev.findings],
         "data_quality": ev.data_quality,
         "settings_needing_review": [s.model_dump() for s in ev.settings_needing_review],

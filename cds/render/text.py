@@ -61,6 +61,42 @@ def _trials_table(ev: Evaluation) -> Table:
     return table
 
 
+_MODELS = (
+    ("thase_rush", "Thase-Rush"),
+    ("mgh", "MGH staging"),
+    ("european", "European Staging Model"),
+    ("maudsley", "Maudsley Staging Method"),
+    ("dm_trd", "DM-TRD"),
+)
+
+
+def _staging_table(ev: Evaluation) -> Table:
+    table = Table(title="Treatment-resistance staging (current episode)")
+    for _, title in _MODELS:
+        table.add_column(title)
+    cells = []
+    for model, _ in _MODELS:
+        r = ev.staging.get(model)
+        if r is None:
+            cells.append("not loaded")
+        elif not r.computed:
+            cells.append(f"[dim]not computed: {escape(r.reason or '')}[/dim]")
+        elif model == "thase_rush":
+            cells.append(f"stage {r.label}")
+        elif model == "european":
+            weeks = r.details.get("cumulative_adequate_weeks")
+            note = f"\n{fmt_value(weeks)} adequate weeks"
+            if r.details.get("levels_disagree"):
+                note += f" (weeks alone: {r.details.get('level_by_weeks')})"
+            cells.append(f"{r.label}{note}")
+        elif model == "maudsley":
+            cells.append(f"{fmt_value(r.value)} ({r.category})")
+        else:
+            cells.append(fmt_value(r.value))
+    table.add_row(*cells)
+    return table
+
+
 def render_text(ev: Evaluation, console: Console) -> None:
     label, style = _STATUS.get(ev.trd_status, (ev.trd_status, ""))
     header = Text.assemble(
@@ -84,9 +120,21 @@ def render_text(ev: Evaluation, console: Console) -> None:
             )
         )
     console.print(Group(*parts))
-    if ev.findings:
+    if ev.staging:
+        console.print(_staging_table(ev))
+        for model, title in _MODELS:
+            r = ev.staging.get(model)
+            if r is None or not r.components:
+                continue
+            console.print(Text(f"  {title}", style="bold"))
+            for c in r.components:
+                console.print(f"    {fmt_value(c.points):>4}  {escape(c.summary)}", highlight=False)
+                if c.evidence:
+                    console.print(f"          [dim]evidence: {escape(', '.join(c.evidence))}[/dim]", highlight=False)
+    findings = [f for f in ev.findings if f.category != "staging"]  # shown with their model above
+    if findings:
         console.print(Text("\nFindings", style="bold underline"))
-    for f in ev.findings:
+    for f in findings:
         review = " [needs clinical review]" if f.needs_clinical_review else ""
         console.print(Text.assemble((f"{f.indicator.upper():8}", _INDICATOR[f.indicator]), f" {f.summary}"))
         console.print(f"         [dim]{escape(f.detail)}[/dim]", highlight=False)

@@ -1,0 +1,199 @@
+"""Staging totals from the points the staging rules derived. Each model's `totals` block (rules/staging/*.yaml)
+says how its points combine; this module only does that arithmetic and keeps every component's rule, text and
+evidence so the total can always be explained."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cds.engine.base import FactView
+from cds.engine.ir import Module, Totals
+from cds.facts.models import FactSet
+from cds.findings import Finding
+
+
+class StagingComponent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    component: str
+    points: float
+    rule: str
+    summary: str
+    evidence: tuple[str, ...] = ()
+
+
+class StagingResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    model: str
+    computed: bool
+    value: float | None = None
+    label: str | None = None
+    category: str | None = None
+    reason: str | None = None
+    components: tuple[StagingComponent, ...] = ()
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+def _components(model: str, derived: Sequence[FactView], findings: Sequence[Finding]) -> list[StagingComponent]:
+    by_rule: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_rule.setdefault(f.rule, []).append(f)
+    out = []
+    for fact in derived:
+        if fact.get("type") != "staging_point" or fact.get("model") != model:
+            continue
+        rule = str(fact["id"]).split("(", 1)[0]
+        matching = by_rule.get(rule, [])
+        subject = str(fact["id"]).split("(", 1)[1].rstrip(")")
+        finding = next((f for f in matching if f.subject == subject), matching[0] if matching else None)
+        out.append(
+            StagingComponent(
+                component=str(fact["component"]),
+                points=float(fact["points"]),
+                rule=rule,
+                summary=finding.summary if finding else "",
+                evidence=finding.evidence if finding else (),
+            )
+        )
+    return sorted(out, key=lambda c: (c.component, c.rule, c.summary))
+
+
+def _label(totals: Totals, value: float | None) -> str | None:
+    if value is None:
+        return None
+    return totals.labels.get(str(int(value)) if float(value).is_integer() else str(value))
+
+
+def total(totals: Totals, derived: Sequence[FactView], findings: Sequence[Finding]) -> StagingResult:
+    comps = _components(totals.model, derived, findings)
+    if totals.method == "level":
+        return _level(totals, comps)
+    if not comps:
+        return StagingResult(model=totals.model, computed=False, reason=totals.not_applicable or "no component applies")
+    missing = [c for c in totals.required_components if c not in {x.component for x in comps}]
+    if missing:
+        return StagingResult(
+            model=totals.model,
+            computed=False,
+            components=tuple(comps),
+            reason=f"not computable: no data for {', '.join(missing)}",
+        )
+    value = max(c.points for c in comps) if totals.method == "max" else sum(c.points for c in comps)
+    category = next((c.label for c in totals.categories if c.min <= value <= c.max), None)
+    return StagingResult(
+        model=totals.model,
+        computed=True,
+        value=value,
+        label=_label(totals, value),
+        category=category,
+        components=tuple(comps),
+    )
+
+
+def _level(totals: Totals, comps: list[StagingComponent]) -> StagingResult:
+    levels = [c for c in comps if c.component == "level"]
+    weeks = [c for c in comps if c.component == "weeks-level"]
+    if not levels:
+        return StagingResult(
+            model=totals.model,
+            computed=False,
+            components=tuple(comps),
+            reason="no failed adequate trial in the current episode",
+        )
+    value = max(c.points for c in levels)
+    by_count = max((c.points for c in levels if c.points < 7), default=None)  # 7 = CRD, set by duration
+    weeks_level = min((c.points for c in weeks), default=None)
+    details: dict[str, Any] = {
+        "level_by_trial_count": _label(totals, by_count),
+        "level_by_weeks": _label(totals, weeks_level),
+        # TRD levels only: the weeks column has no "non-responder" band.
+        "levels_disagree": bool(weeks)
+        and by_count is not None
+        and by_count >= 2
+        and by_count not in {c.points for c in weeks},
+    }
+    return StagingResult(
+        model=totals.model,
+        computed=True,
+        value=value,
+        label=_label(totals, value),
+        components=tuple(c for c in comps if c.component == "level"),
+        details=details,
+    )
+
+
+def dm_trd(facts: FactSet) -> StagingResult:
+    """DM-TRD is not scored: its item table (Peeters et al., J Affect Disord 2016;205:365-371) was not found in
+    any source we could read. Its inputs are captured so a scorer can be added once a clinician supplies it."""
+    psychotherapy = [c for c in facts.courses if c.kind == "psychotherapy" and c.in_current_episode]
+    trials = [t for t in facts.trials if t.in_current_episode]
+    inputs: dict[str, Any] = {
+        "episode_start": facts.episode.start.isoformat() if facts.episode.start else None,
+        "baseline_severity": facts.baseline_severity.band if facts.baseline_severity else None,
+        "functional_impairment": "not captured: no coded instrument for it in the project reference",
+        "comorbid_anxiety": list(facts.comorbidities.get("anxiety-disorders", ())),
+        "personality_disorder": list(facts.comorbidities.get("personality-disorders", ())),
+        "psychosocial_stressors": list(facts.comorbidities.get("psychosocial-stressors", ())),
+        "psychotherapy_courses": [
+            {
+                "start": c.start.isoformat(),
+                "end": c.end.isoformat(),
+                "sessions": c.sessions,
+                "weeks": c.weeks,
+                "outcome": c.outcome.outcome,
+                "evidence": list(c.evidence),
+            }
+            for c in psychotherapy
+        ],
+        "intensification": [
+            {"trial": t.ingredient, "dose_increased": t.dose_increased, "combined_with": list(t.combined_with)}
+            for t in trials
+            if t.dose_increased or t.combined_with
+        ],
+        "augmentation": [
+            {
+                "trial": t.ingredient,
+                "agent": a.ingredient,
+                "class": a.drug_class,
+                "start": a.start.isoformat() if a.start else None,
+                "end": a.end.isoformat() if a.end else None,
+            }
+            for t in trials
+            for a in t.augmentations
+        ],
+        "ect_courses": [
+            {
+                "start": c.start.isoformat(),
+                "sessions": c.sessions,
+                "bilateral": c.bilateral,
+                "outcome": c.outcome.outcome,
+            }
+            for c in facts.courses
+            if c.kind == "ect" and c.in_current_episode
+        ],
+    }
+    return StagingResult(
+        model="dm_trd",
+        computed=False,
+        details={"inputs": inputs},
+        reason="the DM-TRD item table (Peeters et al., J Affect Disord 2016;205:365-371) was not "
+        "available to the project; its inputs are listed for a clinician",
+    )
+
+
+def compute(
+    modules: Sequence[Module],
+    derived: Sequence[FactView],
+    findings: Sequence[Finding],
+    facts: FactSet,
+    summary: FactView | None = None,
+) -> dict[str, StagingResult]:
+    results = {m.totals.model: total(m.totals, derived, findings) for m in modules if m.totals is not None}
+    if "european" in results and summary is not None:
+        weeks = summary.get("cumulative_adequate_weeks")
+        r = results["european"]
+        results["european"] = r.model_copy(update={"details": {**r.details, "cumulative_adequate_weeks": weeks}})
+    results["dm_trd"] = dm_trd(facts)
+    return results

@@ -1,0 +1,115 @@
+"""Non-drug treatment courses (ECT, psychotherapy), MGH optimisation markers on trials, and the baseline
+severity of the current episode: the facts the staging models need beyond trials."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from cds.facts.models import (
+    BaselineSeverity,
+    Episode,
+    ProcedureRecord,
+    Score,
+    TreatmentCourse,
+    Trial,
+)
+from cds.facts.outcome import ScoreIndex, assess_outcome
+from cds.knowledge import Knowledge
+
+_KIND = {"ect-procedures": "ect", "psychotherapy-procedures": "psychotherapy"}
+
+
+def build_courses(
+    procedures: Sequence[ProcedureRecord], scores: Sequence[Score], episode: Episode, knowledge: Knowledge
+) -> list[TreatmentCourse]:
+    cfg = knowledge.config
+    gaps = {"ect": cfg["ect_course_gap_days"], "psychotherapy": cfg["psychotherapy_course_gap_days"]}
+    index = ScoreIndex(scores)
+    courses: list[TreatmentCourse] = []
+    for valueset, kind in _KIND.items():
+        sessions = sorted((p for p in procedures if valueset in p.categories), key=lambda p: (p.start, p.ref))
+        groups: list[list[ProcedureRecord]] = []
+        for p in sessions:
+            if groups and (p.start - groups[-1][-1].end).days <= gaps[kind]:
+                groups[-1].append(p)
+            else:
+                groups.append([p])
+        for group in groups:
+            start, end = group[0].start, max(p.end for p in group)
+            placements = {p.bilateral for p in group}
+            outcome = assess_outcome(
+                start=start,
+                end=end,
+                weeks_at_adequate_dose=0.0,
+                stopped_for_adverse_effect=False,
+                ongoing=False,
+                scores=index,
+                knowledge=knowledge,
+            )
+            courses.append(
+                TreatmentCourse(
+                    id=f"{kind}-{len([c for c in courses if c.kind == kind]) + 1}",
+                    kind=kind,
+                    start=start,
+                    end=end,
+                    sessions=len(group),
+                    weeks=round(((end - start).days + 1) / 7.0, 1),
+                    bilateral=True if True in placements else (False if placements == {False} else None),
+                    in_current_episode=episode.start is None or end >= episode.start,
+                    outcome=outcome,
+                    evidence=tuple(p.ref for p in group) + outcome.evidence,
+                )
+            )
+    return courses
+
+
+def mark_optimisations(trials: Sequence[Trial], knowledge: Knowledge) -> list[Trial]:
+    """Dose increases within a trial, and other antidepressants added to it (combination, not a switch:
+    the added drug stops with or before the trial)."""
+    overlap_min = knowledge.config["combination_min_overlap_days"]
+    gap = timedelta(days=knowledge.config["trial_gap_days"])
+    out: list[Trial] = []
+    for t in trials:
+        known = [s.daily_dose_mg for s in t.dose_steps if s.daily_dose_mg is not None]
+        increased = any(later > min(known[:i]) for i, later in enumerate(known) if i > 0)
+        combined = []
+        if t.start and t.end:
+            for other in trials:
+                if other.ingredient == t.ingredient or not (other.start and other.end) or other.start <= t.start:
+                    continue
+                overlap = (min(t.end, other.end) - max(t.start, other.start)).days + 1
+                if overlap >= overlap_min and other.end <= t.end + gap:
+                    combined.append(other.ingredient)
+        out.append(t.model_copy(update={"dose_increased": increased, "combined_with": tuple(sorted(set(combined)))}))
+    return out
+
+
+def baseline_severity(scores: Sequence[Score], episode: Episode, knowledge: Knowledge) -> BaselineSeverity | None:
+    """The first score of the current episode (from shortly before its start), on the first instrument
+    that has one, with its band and the Maudsley category that band maps to."""
+    if episode.start is None:
+        return None
+    since = episode.start - timedelta(days=knowledge.config["baseline_days_before_start"])
+    mapping = knowledge.config.maudsley_severity
+    for instrument in knowledge.instruments.instruments:
+        first = next(
+            (
+                s
+                for s in sorted(scores, key=lambda s: (s.date, s.ref))
+                if s.instrument == instrument and s.date >= since
+            ),
+            None,
+        )
+        if first is None:
+            continue
+        band = knowledge.instruments.severity(instrument, first.value)
+        return BaselineSeverity(
+            instrument=instrument,
+            score=first.value,
+            date=first.date,
+            band=band,
+            msm_category=mapping.map.get(band) if mapping and band else None,
+            evidence=(first.ref,),
+        )
+    return None
