@@ -83,3 +83,20 @@ def test_output_is_deterministic(durable: Evaluator) -> None:
     path = EXAMPLES / "08-messy-record.json"
     first = json.dumps(to_contract(durable.evaluate_path(path, NOW)))
     assert all(json.dumps(to_contract(durable.evaluate_path(path, NOW))) == first for _ in range(3))
+
+
+@pytest.mark.parametrize("path", example_files(), ids=lambda p: p.stem)
+def test_staging_totals_add_up_from_their_components(path: Path, durable: Evaluator) -> None:
+    st = to_contract(durable.evaluate_path(path, NOW))["staging"]
+    points = {m: [c["points"] for c in st[m]["components"]] for m in ("thase_rush", "mgh", "maudsley")}
+    assert st["thase_rush"]["stage"] == max(points["thase_rush"])
+    if st["mgh"]["computed"]:
+        assert st["mgh"]["score"] == sum(points["mgh"])
+    if st["maudsley"]["computed"]:
+        assert st["maudsley"]["score"] == sum(points["maudsley"])
+        assert 3 <= st["maudsley"]["score"] <= 15
+    else:
+        assert st["maudsley"]["reason"]
+    assert st["dm_trd"]["computed"] is False
+    for model in ("thase_rush", "mgh", "european", "maudsley"):
+        assert all(c["evidence"] for c in st[model]["components"]), model
