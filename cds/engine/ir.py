@@ -20,7 +20,7 @@ from cds.knowledge.loader import read_yaml
 Scalar = str | int | float | bool
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "exists", "missing"]
 ArithOp = Literal["add", "sub", "mul", "div"]
-Stage = Literal["classify", "conclude"]
+Stage = Literal["classify", "conclude", "screen"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_BINDS = {"s", "m", "sid", "id", "type"}
 
@@ -170,6 +170,12 @@ def _resolve_config(value: Any, config: SiteConfig, where: str) -> Any:
         if name not in config.settings:
             raise KnowledgeError(f"{where}: unknown setting {name!r}")
         return config[name]
+    if isinstance(value, str) and value.startswith("$threshold."):
+        # `$threshold.<analyte>.<name>`: a threshold from rules/catalog/observations.yaml, with its provenance there.
+        name = value[len("$threshold.") :]
+        if name not in config.thresholds:
+            raise KnowledgeError(f"{where}: unknown threshold {name!r} (rules/catalog/observations.yaml)")
+        return config.thresholds[name]
     if isinstance(value, list):
         return [_resolve_config(v, config, where) for v in value]
     if isinstance(value, dict):

@@ -13,6 +13,7 @@ from cds.engine import staging
 from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
 from cds.engine.ir import Module, Rule, load_modules
 from cds.engine.reference import ReferenceEvaluator
+from cds.engine.screen_inputs import screen_views
 from cds.engine.staging import StagingResult
 from cds.engine.staging_inputs import staging_views
 from cds.engine.views import Views, adequacy_by_trial, failed_trials, stage_one, trd_summary
@@ -21,8 +22,9 @@ from cds.findings import Finding, FindingSource, render_template
 from cds.knowledge import Knowledge
 
 EvaluatorKind = Literal["durable", "reference"]
-STAGES = ("classify", "conclude")
-_CATEGORY_RANK = {"trd": 0, "staging": 1, "adequacy": 2, "data-quality": 9}
+STAGES = ("classify", "conclude", "screen")
+_CATEGORY_RANK = {"trd": 0, "safety": 1, "confounder": 2, "staging": 3, "adequacy": 4, "data-quality": 9}
+_INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
 
 
 @dataclass
@@ -77,6 +79,23 @@ class RuleEngine:
         staging_summary = next((f for f in summary.facts if f.get("type") == "staging_summary"), None)
         trd = next(f for f in summary.facts if f.get("type") == "trd_summary")
         outcome.failed_adequate_trials = int(trd["failed_adequate_trials"])
+        screen = Views()
+        screen_views(facts, outcome.trd_status, outcome.failed_adequate_trials, self.knowledge, screen)
+        r3 = self.evaluators["screen"].run(screen.facts)
+        outcome.activations["screen"] = r3.activations
+        screened = self._findings(r3, screen)
+        screened.sort(
+            key=lambda f: (
+                _INDICATOR_RANK[f.indicator],
+                _CATEGORY_RANK.get(f.category, 5),
+                self._order[f.rule],
+                f.subject or "",
+                f.summary,
+            )
+        )
+        trd_first = [f for f in outcome.findings if f.category == "trd" and f.rule.startswith("trd.")]
+        rest = [f for f in outcome.findings if f not in trd_first]
+        outcome.findings = trd_first + screened + rest
         outcome.staging = staging.compute(self.modules, r2.derived, concluded, facts, staging_summary)
         return outcome
 
@@ -86,6 +105,7 @@ class RuleEngine:
             by_id[str(d["id"])] = d
         config_scope = {name: s.value for name, s in self.knowledge.config.settings.items()}
         out: list[Finding] = []
+        seen: set[tuple[str, str]] = set()
         for act in result.activations:
             rule = self.rules[act.rule]
             if rule.finding is None:
@@ -96,6 +116,10 @@ class RuleEngine:
                 scopes[bind] = {**by_id.get(fid, {}), **views.display.get(fid, {})}
                 evidence += views.evidence.get(fid, ())
             subject = act.bindings[-1][1] if act.bindings else None
+            summary = render_template(rule.finding.summary, scopes)
+            if (rule.id, summary) in seen:
+                continue  # the same statement reached through another fact (e.g. two current lithium orders)
+            seen.add((rule.id, summary))
             out.append(
                 Finding(
                     code=rule.finding.code,
@@ -103,7 +127,7 @@ class RuleEngine:
                     rule_version=rule.version,
                     category=rule.finding.category,
                     indicator=rule.finding.indicator,
-                    summary=render_template(rule.finding.summary, scopes),
+                    summary=summary,
                     detail=render_template(rule.finding.detail, scopes),
                     evidence=tuple(dict.fromkeys(evidence)),
                     source=FindingSource(

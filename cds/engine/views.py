@@ -110,6 +110,58 @@ FACT_SCHEMA: dict[str, FactType] = {
             "combination_count": NUM,
         },
     ),
+    "patient": FactType(
+        "screen",
+        {
+            "id": STR,
+            "trd_status": FactField("str", ("meets", "does_not_meet", "insufficient_data")),
+            "failed_adequate_trials": NUM,
+            "trd_workup": BOOL,
+            "age_years": NUM,
+        },
+    ),
+    "condition": FactType(
+        "screen",
+        {"id": STR, "category": STR, "active": BOOL, "in_remission": BOOL, "months_since_onset": NUM},
+    ),
+    "lab": FactType(
+        "screen",
+        {
+            "id": STR,
+            "analyte": STR,
+            "has_result": BOOL,
+            "value": NUM,
+            "days_ago": NUM,
+            "above_range": BOOL,
+            "below_range": BOOL,
+            "range_known": BOOL,
+        },
+    ),
+    "medication": FactType(
+        "screen",
+        {
+            "id": STR,
+            "ingredient": STR,
+            "drug_class": STR,
+            "role": STR,
+            "current": BOOL,
+            "start_day": NUM,
+            "end_day": NUM,
+        },
+    ),
+    "allergy": FactType("screen", {"id": STR, "ingredient": STR, "category": STR}),
+    "score": FactType("screen", {"id": STR, "instrument": STR, "value": NUM, "days_ago": NUM}),
+    "adherence": FactType(
+        "screen",
+        {
+            "id": STR,
+            "ingredient": STR,
+            "kind": FactField("str", ("not_taken", "dispensing_gaps")),
+            "days_ago": NUM,
+            "pdc_pct": NUM,
+            "gap_days": NUM,
+        },
+    ),
     "trd_summary": FactType(
         "conclude",
         {

@@ -83,6 +83,28 @@ class ProcedureRecord(Fact):
     bilateral: bool | None = None  # ECT electrode placement when the record says; None = not recorded
 
 
+class LabResult(Fact):
+    """A lab or vital sign in its canonical unit, with the range it was judged against."""
+
+    ref: str
+    analyte: str  # id from rules/catalog/observations.yaml, or "pregnancy_test" (value 1 positive, 0 negative)
+    value: float
+    date: date
+    low: float | None = None
+    high: float | None = None
+    range_source: str | None = None  # "record" (the result's referenceRange) or "catalog" (default range)
+    interpretation: str | None = None  # H / L / N / A from Observation.interpretation, when given
+
+
+class AdherenceEvidence(Fact):
+    """A record that an antidepressant was not taken as prescribed (MedicationStatement status not-taken)."""
+
+    ref: str
+    ingredient: str
+    date: date | None
+    reason: str | None = None
+
+
 class AdverseReaction(Fact):
     """An AllergyIntolerance naming a catalog ingredient."""
 
@@ -102,6 +124,8 @@ class PatientRecord(Fact):
     diagnoses: tuple[Diagnosis, ...] = ()
     reactions: tuple[AdverseReaction, ...] = ()
     procedures: tuple[ProcedureRecord, ...] = ()
+    labs: tuple[LabResult, ...] = ()
+    nonadherence: tuple[AdherenceEvidence, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     resource_count: int = 0
 
@@ -168,6 +192,8 @@ class Trial(Fact):
     weeks_at_adequate_dose: float
     weeks_dose_unknown: float
     stopped_for_adverse_effect: bool
+    days_without_supply: int = 0  # bridged gaps inside the trial (no exposure on record those days)
+    supply_based: bool = False  # every exposure is a pharmacy dispense: gaps are evidence about adherence
     dose_increased: bool = False  # a later documented dose above an earlier one (MGH dose optimisation)
     combined_with: tuple[str, ...] = ()  # other antidepressants added during this trial (MGH combination)
     dose_steps: tuple[DoseStep, ...] = ()

@@ -129,6 +129,7 @@ def _group(exposures: Sequence[MedicationExposure], gap_days: float) -> list[_Gr
 class _DoseProfile:
     days_adequate: int = 0
     days_unknown: int = 0
+    days_gap: int = 0
     max_dose: float | None = None
     steps: list[DoseStep] = field(default_factory=list)
 
@@ -162,6 +163,7 @@ def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
             current: tuple[bool, float | None] = (bool(doses), max(doses) if doses else None)
         elif previous is not None:
             current = previous  # a bridged gap continues the trial as it was
+            profile.days_gap += (hi - lo).days
         else:
             current = (False, None)
         previous = current
@@ -303,6 +305,8 @@ def build_trials(
                 weeks_at_adequate_dose=weeks_adequate,
                 weeks_dose_unknown=round(profile.days_unknown / 7.0, 1) if dates_known else 0.0,
                 stopped_for_adverse_effect=bool(adverse_refs),
+                days_without_supply=profile.days_gap,
+                supply_based=bool(group.exposures) and all(e.kind == "dispense" for e in group.exposures),
                 dose_steps=tuple(profile.steps),
                 dose_records=tuple(
                     DoseRecord(

@@ -8,9 +8,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from cds.facts.models import (
+    AdherenceEvidence,
     AdverseReaction,
     DataIssue,
     Diagnosis,
+    LabResult,
     MedicationExposure,
     PatientRecord,
     ProcedureRecord,
@@ -32,6 +34,8 @@ from cds.fhir.index import ResourceIndex
 from cds.fhir.medications import ExposureBuilder, MedicationResolver
 from cds.fhir.reader import RawInput, Resource
 from cds.knowledge import Knowledge
+from cds.knowledge.models import Instrument, OtherObservation
+from cds.knowledge.observations import Analyte
 
 _MEDICATION_TYPES = {"MedicationStatement", "MedicationRequest", "MedicationDispense"}
 _OBSERVATION_OK = {"final", "amended", "corrected", None}
@@ -55,6 +59,8 @@ class RecordReader:
         diagnoses: list[Diagnosis] = []
         reactions: list[AdverseReaction] = []
         procedures: list[ProcedureRecord] = []
+        labs: list[LabResult] = []
+        nonadherence: list[AdherenceEvidence] = []
         patient_ref: str | None = None
         birth: date | None = None
         meds = ExposureBuilder(self.knowledge, index, self.now)
@@ -66,9 +72,12 @@ class RecordReader:
                 if rtype == "Patient" and patient_ref is None:
                     patient_ref, birth = resource_ref(res) or ref, parse_date(res.get("birthDate"))
                 elif rtype in _MEDICATION_TYPES:
+                    if rtype == "MedicationStatement" and res.get("status") == "not-taken":
+                        nonadherence += self._not_taken(res, ref, resolver, issues)
                     exposures += meds.build(res, ref, issues)
                 elif rtype == "Observation":
                     scores += self._scores(res, ref, issues)
+                    labs += self._labs(res, ref, issues)
                 elif rtype == "Condition":
                     dx = self._diagnosis(res, ref, issues)
                     if dx is not None:
@@ -90,6 +99,8 @@ class RecordReader:
             diagnoses=tuple(diagnoses),
             reactions=tuple(reactions),
             procedures=tuple(sorted(procedures, key=lambda p: (p.start, p.ref))),
+            labs=tuple(sorted(labs, key=lambda x: (x.date, x.ref, x.analyte))),
+            nonadherence=tuple(nonadherence),
             issues=tuple(issues),
             resource_count=len(raw.resources),
         )
@@ -103,6 +114,10 @@ class RecordReader:
             inst = self.knowledge.instruments.match(system, code)
             if inst is not None:
                 found.append((inst.id, res))
+                break
+            other = self.knowledge.instruments.match_other(system, code)
+            if other is not None:
+                found.append((other.id, res))
                 break
         for comp in as_list(res.get("component")):
             if isinstance(comp, dict):
@@ -129,29 +144,124 @@ class RecordReader:
         out = []
         for instrument_id, holder in found:
             value = _score_value(holder)
-            inst = self.knowledge.instruments.instruments[instrument_id]
+            instruments = self.knowledge.instruments
+            scored: Instrument | OtherObservation = (
+                instruments.instruments.get(instrument_id) or instruments.others[instrument_id]
+            )
             if value is None:
                 issues.append(
                     DataIssue(
                         kind="invalid_resource",
                         ref=ref,
-                        message=f"{inst.name} value is missing or not a number; not used",
+                        message=f"{scored.name} value is missing or not a number; not used",
                     )
                 )
                 continue
-            if not inst.range.min <= value <= inst.range.max:
+            if scored.range is not None and not scored.range.min <= value <= scored.range.max:
                 issues.append(
                     DataIssue(
                         kind="score_out_of_range",
                         ref=ref,
                         message=(
-                            f"{inst.name} score {value:g} is outside {inst.range.min:g}-{inst.range.max:g}; not used"
+                            f"{scored.name} score {value:g} is outside "
+                            f"{scored.range.min:g}-{scored.range.max:g}; not used"
                         ),
                     )
                 )
                 continue
             out.append(Score(ref=ref, instrument=instrument_id, value=value, date=when))
         return out
+
+    # -- labs and vital signs -----------------------------------------------------------------------
+    def _labs(self, res: Resource, ref: str, issues: list[DataIssue]) -> list[LabResult]:
+        if res.get("status") not in _OBSERVATION_OK:
+            return []
+        catalog = self.knowledge.observations
+        when = effective_date(res)
+        holders: list[tuple[Analyte, dict[str, Any]]] = []
+        pregnancy = False
+        for system, code, _ in codings(res.get("code")):
+            analyte = catalog.match(system, code)
+            if analyte is not None:
+                holders.append((analyte, res))
+            pregnancy = pregnancy or code in catalog.pregnancy_codes
+        for comp in as_list(res.get("component")):
+            if isinstance(comp, dict):
+                for system, code, _ in codings(comp.get("code")):
+                    analyte = catalog.match(system, code)
+                    if analyte is not None:
+                        holders.append((analyte, comp))
+        if not holders and not pregnancy:
+            return []
+        if when is None or when > self.future_limit:
+            issues.append(
+                DataIssue(
+                    kind="future_date" if when else "invalid_resource",
+                    ref=ref,
+                    message=f"lab or vital sign dated {when or 'never'}; not used",
+                )
+            )
+            return []
+        out: list[LabResult] = []
+        if pregnancy:
+            answer = " ".join(
+                [c for _, c, _ in codings(res.get("valueCodeableConcept"))]
+                + concept_texts(res.get("valueCodeableConcept"))
+                + [str(res.get("valueString") or "")]
+            ).lower()
+            if answer.strip():
+                positive = any(a in answer.split() or a == answer.strip() for a in catalog.positive_answers)
+                out.append(LabResult(ref=ref, analyte="pregnancy_test", value=1.0 if positive else 0.0, date=when))
+        for analyte, holder in holders:
+            value = _quantity_in(analyte, holder.get("valueQuantity"))
+            if value is None:
+                issues.append(
+                    DataIssue(
+                        kind="invalid_resource",
+                        ref=ref,
+                        message=f"{analyte.name} has no value in a known unit; not used",
+                    )
+                )
+                continue
+            low = high = None
+            range_source = None
+            for rr in as_list(holder.get("referenceRange")):
+                if isinstance(rr, dict):
+                    low, high = _quantity_in(analyte, rr.get("low")), _quantity_in(analyte, rr.get("high"))
+                    range_source = "record" if low is not None or high is not None else None
+                    break
+            if range_source is None and analyte.default_range is not None:
+                low, high, range_source = analyte.default_range.low, analyte.default_range.high, "catalog"
+            flags = [c for cc in as_list(holder.get("interpretation")) for _, c, _ in codings(cc)]
+            out.append(
+                LabResult(
+                    ref=ref,
+                    analyte=analyte.id,
+                    value=round(value, 4),
+                    date=when,
+                    low=low,
+                    high=high,
+                    range_source=range_source,
+                    interpretation=next((_INTERPRETATION[f] for f in flags if f in _INTERPRETATION), None),
+                )
+            )
+        return out
+
+    def _not_taken(
+        self, res: Resource, ref: str, resolver: MedicationResolver, issues: list[DataIssue]
+    ) -> list[AdherenceEvidence]:
+        resolved = resolver.resolve(res, issues, ref)
+        when = (
+            period_bounds(res.get("effectivePeriod"))[0]
+            or parse_date(res.get("effectiveDateTime"))
+            or parse_date(res.get("dateAsserted"))
+        )
+        reasons = [t for cc in as_list(res.get("statusReason")) for t in concept_texts(cc)]
+        return [
+            AdherenceEvidence(ref=ref, ingredient=c.drug.ingredient, date=when, reason="; ".join(reasons) or None)
+            for c in resolved.components
+            if c.drug.role == "antidepressant"
+        ]
 
     # -- conditions ---------------------------------------------------------------------------------
     def _diagnosis(self, res: Resource, ref: str, issues: list[DataIssue]) -> Diagnosis | None:
@@ -239,6 +349,23 @@ class RecordReader:
             AdverseReaction(ref=ref, ingredient=c.drug.ingredient, category=category, onset=onset)
             for c in resolved.components
         ]
+
+
+_INTERPRETATION = {"H": "H", "HH": "H", "HU": "H", "L": "L", "LL": "L", "LU": "L", "N": "N", "A": "A", "AA": "A"}
+
+
+def _quantity_in(analyte: Analyte, quantity: Any) -> float | None:
+    """A Quantity in the analyte's canonical unit; None when the unit is not one we can convert."""
+    if not isinstance(quantity, dict):
+        return None
+    value = as_number(quantity.get("value"))
+    if value is None:
+        return None
+    unit = quantity.get("code") or quantity.get("unit")
+    if unit is None or unit == analyte.unit:
+        return value
+    factor = analyte.units.get(str(unit))
+    return value * factor if factor is not None else None
 
 
 def _score_value(holder: Any) -> float | None:

@@ -38,6 +38,7 @@ class SiteConfig:
         self.settings: dict[str, Setting] = dict(data.settings)
         self.local_instrument_codes = data.local_instrument_codes
         self.valuesets = data.valuesets
+        self.thresholds: dict[str, float] = {}  # "<analyte>.<name>" from the observation catalog
         self.maudsley_severity = data.maudsley_severity
 
     def __getitem__(self, name: str) -> float:

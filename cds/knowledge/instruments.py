@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cds.knowledge.models import Coding, Instrument, SourcedValue
+from cds.knowledge.models import Coding, Instrument, OtherObservation, SourcedValue
 
 
 class InstrumentIndex:
@@ -13,12 +13,16 @@ class InstrumentIndex:
         instruments: Iterable[Instrument],
         local_codes: Mapping[str, Iterable[Coding]],
         remission_overrides: Mapping[str, SourcedValue],
+        others: Iterable[OtherObservation] = (),
     ) -> None:
         self.instruments: dict[str, Instrument] = {i.id: i for i in instruments}
         self._by_code: dict[tuple[str, str], Instrument] = {}
         for inst in self.instruments.values():
             for c in (*inst.codes, *local_codes.get(inst.id, ())):
                 self._by_code[(c.system, c.code)] = inst
+        # Other scored questionnaires (GAD-7, PHQ-2, PHQ-9 item 9): scores, but not depression instruments.
+        self.others: dict[str, OtherObservation] = {o.id: o for o in others}
+        self._other_by_code = {(c.system, c.code): o for o in self.others.values() for c in o.codes}
         self._remission = {
             iid: remission_overrides.get(iid, inst.remission_max) for iid, inst in self.instruments.items()
         }
@@ -27,6 +31,11 @@ class InstrumentIndex:
         if code is None:
             return None
         return self._by_code.get((system or "", code))
+
+    def match_other(self, system: str | None, code: str | None) -> OtherObservation | None:
+        if code is None:
+            return None
+        return self._other_by_code.get((system or "", code))
 
     def remission_max(self, instrument_id: str) -> SourcedValue | None:
         return self._remission.get(instrument_id)

@@ -18,6 +18,7 @@ from cds.knowledge.catalog import DrugCatalog
 from cds.knowledge.config import SiteConfig
 from cds.knowledge.instruments import InstrumentIndex
 from cds.knowledge.models import DrugCatalogFile, InstrumentFile, SiteConfigFile, SourcedValue
+from cds.knowledge.observations import ObservationCatalog, load_observation_catalog
 from cds.knowledge.products import load_products
 from cds.knowledge.valuesets import ValueSetIndex
 
@@ -74,6 +75,7 @@ class Knowledge:
     instruments: InstrumentIndex
     intolerance: IntoleranceTerms
     valuesets: ValueSetIndex
+    observations: ObservationCatalog
     version: str
 
 
@@ -109,15 +111,25 @@ def load_knowledge(rules_dir: Path | None = None, profiles_dir: Path | None = No
     drugs = load_model(catalog_dir / "drugs.yaml", DrugCatalogFile)
     instruments = load_model(catalog_dir / "instruments.yaml", InstrumentFile)
     products = load_products(catalog_dir / "rxnorm-antidepressant-products.csv")
+    observations = load_observation_catalog(catalog_dir / "observations.yaml", load_model)
+    config.thresholds = {
+        f"{a.id}.{name}": float(t["value"])
+        for a in observations.analytes.values()
+        for name, t in a.thresholds.items()
+        if isinstance(t, dict) and isinstance(t.get("value"), int | float)
+    }
     madrs = config.setting("madrs_remission_max")
     overrides = {"madrs": SourcedValue(value=madrs.value, source=madrs.source, confidence=madrs.confidence)}
     return Knowledge(
         rules_dir=rules_dir,
         config=config,
         catalog=DrugCatalog(drugs.drugs, products),
-        instruments=InstrumentIndex(instruments.instruments, config.local_instrument_codes, overrides),
+        instruments=InstrumentIndex(
+            instruments.instruments, config.local_instrument_codes, overrides, instruments.other_observations
+        ),
         intolerance=_intolerance(catalog_dir / "intolerance-terms.yaml"),
         valuesets=ValueSetIndex(profiles_dir / "valuesets"),
+        observations=observations,
         version=f"{config.version}+{_fingerprint(rules_dir, profiles_dir)}",
     )
 
