@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Indicator = Literal["info", "warning", "critical"]
 _FIELD = re.compile(r"\{([a-z_][a-z0-9_]*)\.([a-z_][a-z0-9_]*)\}")
@@ -33,6 +33,8 @@ class Finding(BaseModel):
     source: FindingSource
     subject: str | None = None  # the fact the finding is about (e.g. "trial-2"), for grouping in renderers
     needs_clinical_review: bool = False
+    attributes: dict[str, Any] = Field(default_factory=dict)  # e.g. line, evidence level, eligible (options)
+    proposal: dict[str, Any] | None = None  # an order to suggest; cds/fhir/orders.py renders it as FHIR
 
 
 def fmt_value(value: Any) -> str:

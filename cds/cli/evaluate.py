@@ -81,7 +81,10 @@ def evaluate(
             continue
         if fmt is OutputFormat.json:
             sys.stdout.buffer.write(
-                orjson.dumps(to_contract(result), option=orjson.OPT_INDENT_2 if len(files) == 1 else 0) + b"\n"
+                orjson.dumps(
+                    to_contract(result, engine.knowledge), option=orjson.OPT_INDENT_2 if len(files) == 1 else 0
+                )
+                + b"\n"
             )
         else:
             if len(files) > 1:

@@ -20,7 +20,7 @@ from cds.knowledge.loader import read_yaml
 Scalar = str | int | float | bool
 Op = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in", "exists", "missing"]
 ArithOp = Literal["add", "sub", "mul", "div"]
-Stage = Literal["classify", "conclude", "screen"]
+Stage = Literal["classify", "conclude", "screen", "recommend"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_BINDS = {"s", "m", "sid", "id", "type"}
 
@@ -94,6 +94,10 @@ class FindingTemplate(_Strict):
     indicator: Literal["info", "warning", "critical"]
     summary: str
     detail: str = ""
+    # Next-step options: guideline line, evidence level, eligibility... (values may be "=bind.field")
+    attributes: dict[str, Scalar] = Field(default_factory=dict)
+    # What to order if the option is taken: {kind: medication, ingredient: ...} or {kind: service, service: ...}
+    proposal: dict[str, Scalar] | None = None
 
 
 class Rule(_Strict):
@@ -158,6 +162,7 @@ class Module(_Strict):
     description: str = ""
     source: Source | None = None
     totals: Totals | None = None
+    option_order: tuple[str, ...] = ()  # next-step options: the order a site prefers, by finding code
     rules: tuple[Rule, ...]
 
 

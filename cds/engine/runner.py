@@ -12,6 +12,7 @@ from typing import Any, Literal
 from cds.engine import staging
 from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
 from cds.engine.ir import Module, Rule, load_modules
+from cds.engine.recommend_inputs import recommend_views
 from cds.engine.reference import ReferenceEvaluator
 from cds.engine.screen_inputs import screen_views
 from cds.engine.staging import StagingResult
@@ -22,7 +23,7 @@ from cds.findings import Finding, FindingSource, render_template
 from cds.knowledge import Knowledge
 
 EvaluatorKind = Literal["durable", "reference"]
-STAGES = ("classify", "conclude", "screen")
+STAGES = ("classify", "conclude", "screen", "recommend")
 _CATEGORY_RANK = {"trd": 0, "safety": 1, "confounder": 2, "staging": 3, "adequacy": 4, "data-quality": 9}
 _INDICATOR_RANK = {"critical": 0, "warning": 1, "info": 2}
 
@@ -56,6 +57,8 @@ class RuleEngine:
         self.evaluators = {s: make_evaluator(kind, r) for s, r in self.stages.items()}
         self.rules: dict[str, Rule] = {r.id: r for rs in self.stages.values() for r in rs.rules}
         self._order = {rid: i for i, rid in enumerate(self.rules)}
+        order = [code for m in self.modules for code in m.option_order]
+        self._option_order = {code: i for i, code in enumerate(dict.fromkeys(order))}
 
     def evaluate(self, facts: FactSet) -> RuleOutcome:
         first = stage_one(facts)
@@ -95,22 +98,36 @@ class RuleEngine:
         )
         trd_first = [f for f in outcome.findings if f.category == "trd" and f.rule.startswith("trd.")]
         rest = [f for f in outcome.findings if f not in trd_first]
-        outcome.findings = trd_first + screened + rest
+        care = Views()
+        recommend_views(facts, outcome.trd_status, failed_trials(r1), screened, self.knowledge, care)
+        r4 = self.evaluators["recommend"].run(care.facts)
+        outcome.activations["recommend"] = r4.activations
+        options = self._findings(r4, care)
+        options.sort(key=self._option_key)
+        outcome.findings = trd_first + screened + options + rest
         outcome.staging = staging.compute(self.modules, r2.derived, concluded, facts, staging_summary)
         return outcome
+
+    def _option_key(self, f: Finding) -> tuple[int, int, int, int, str]:
+        """Eligible before not eligible, urgent first, then the site's preferred order (rules/next_steps.yaml)."""
+        eligible = f.attributes.get("eligible", True) is not False
+        urgent = f.attributes.get("priority") == "urgent"
+        order = self._option_order.get(f.code, len(self._option_order))
+        return (0 if eligible else 1, 0 if urgent else 1, order, self._order[f.rule], f.summary)
 
     def _findings(self, result: StageResult, views: Views) -> list[Finding]:
         by_id: dict[str, FactView] = {str(f["id"]): f for f in views.facts}
         for d in result.derived:
             by_id[str(d["id"])] = d
         config_scope = {name: s.value for name, s in self.knowledge.config.settings.items()}
+        context_scope = self.knowledge.context
         out: list[Finding] = []
         seen: set[tuple[str, str]] = set()
         for act in result.activations:
             rule = self.rules[act.rule]
             if rule.finding is None:
                 continue
-            scopes: dict[str, dict[str, Any]] = {"config": config_scope}
+            scopes: dict[str, dict[str, Any]] = {"config": config_scope, "context": context_scope}
             evidence: list[str] = []
             for bind, fid in act.bindings:
                 scopes[bind] = {**by_id.get(fid, {}), **views.display.get(fid, {})}
@@ -135,6 +152,20 @@ class RuleEngine:
                     ),
                     subject=subject,
                     needs_clinical_review=rule.source.confidence not in (None, "C"),
+                    attributes={k: _resolve(v, scopes) for k, v in rule.finding.attributes.items()},
+                    proposal=(
+                        {k: _resolve(v, scopes) for k, v in rule.finding.proposal.items()}
+                        if rule.finding.proposal
+                        else None
+                    ),
                 )
             )
         return out
+
+
+def _resolve(value: Any, scopes: dict[str, dict[str, Any]]) -> Any:
+    """A template attribute: a literal, or `=bind.field` taken from a bound fact."""
+    if isinstance(value, str) and value.startswith("="):
+        bind, _, name = value[1:].partition(".")
+        return scopes.get(bind, {}).get(name)
+    return value

@@ -76,6 +76,7 @@ class Knowledge:
     intolerance: IntoleranceTerms
     valuesets: ValueSetIndex
     observations: ObservationCatalog
+    context: dict[str, str]
     version: str
 
 
@@ -96,6 +97,14 @@ def _intolerance(path: Path) -> IntoleranceTerms:
     keywords = tuple((k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("keywords", []))
     negations = tuple((k["text"] if isinstance(k, dict) else str(k)).lower() for k in data.get("negation_cues", []))
     return IntoleranceTerms(codes=codes, keywords=keywords, negations=negations)
+
+
+def _context(path: Path) -> dict[str, str]:
+    """Context sentences (STAR*D, prevalence) that option details quote, each with its caveat in the text."""
+    if not path.exists():
+        return {}
+    data = read_yaml(path) or {}
+    return {str(k): " ".join(str(v.get("text", "")).split()) for k, v in (data.get("context") or {}).items()}
 
 
 def default_profiles_dir() -> Path:
@@ -130,6 +139,7 @@ def load_knowledge(rules_dir: Path | None = None, profiles_dir: Path | None = No
         intolerance=_intolerance(catalog_dir / "intolerance-terms.yaml"),
         valuesets=ValueSetIndex(profiles_dir / "valuesets"),
         observations=observations,
+        context=_context(catalog_dir / "context.yaml"),
         version=f"{config.version}+{_fingerprint(rules_dir, profiles_dir)}",
     )
 

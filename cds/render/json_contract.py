@@ -7,7 +7,9 @@ from typing import Any
 
 from cds.engine.staging import StagingResult
 from cds.evaluation import Evaluation, TrialResult
+from cds.fhir.orders import order_template
 from cds.findings import Finding
+from cds.knowledge import Knowledge, cached_knowledge
 
 
 def _trial(tr: TrialResult) -> dict[str, Any]:
@@ -82,6 +84,8 @@ def _finding(f: Finding) -> dict[str, Any]:
         "source": {"label": f.source.label, "url": f.source.url, "confidence": f.source.confidence},
         "subject": f.subject,
         "needs_clinical_review": f.needs_clinical_review,
+        "attributes": f.attributes,
+        "proposal": f.proposal,
     }
 
 
@@ -135,7 +139,14 @@ def _staging(ev: Evaluation) -> dict[str, Any]:
     return out
 
 
-def to_contract(ev: Evaluation) -> dict[str, Any]:
+def _with_order(doc: dict[str, Any], f: Finding, ev: Evaluation, knowledge: Knowledge | None) -> dict[str, Any]:
+    if f.proposal and knowledge is not None:
+        doc["order_template"] = order_template(f.proposal, ev.patient, knowledge)
+    return doc
+
+
+def to_contract(ev: Evaluation, knowledge: Knowledge | None = None) -> dict[str, Any]:
+    knowledge = knowledge or cached_knowledge()
     return {
         "patient": ev.patient,
         "now": ev.now.isoformat(),
@@ -158,7 +169,7 @@ def to_contract(ev: Evaluation) -> dict[str, Any]:
         ],
         "trd": {"status": ev.trd_status, "failed_adequate_trials": ev.failed_adequate_trials},
         "staging": _staging(ev),
-        "findings": [_finding(f) for f in ev.findings],
+        "findings": [_with_order(_finding(f), f, ev, knowledge) for f in ev.findings],
         "data_quality": ev.data_quality,
         "settings_needing_review": [s.model_dump() for s in ev.settings_needing_review],
     }

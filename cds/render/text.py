@@ -131,7 +131,7 @@ def render_text(ev: Evaluation, console: Console) -> None:
                 console.print(f"    {fmt_value(c.points):>4}  {escape(c.summary)}", highlight=False)
                 if c.evidence:
                     console.print(f"          [dim]evidence: {escape(', '.join(c.evidence))}[/dim]", highlight=False)
-    findings = [f for f in ev.findings if f.category != "staging"]  # shown with their model above
+    findings = [f for f in ev.findings if f.category not in ("staging", "next-step")]  # shown in their sections
     if findings:
         console.print(Text("\nFindings", style="bold underline"))
     for f in findings:
@@ -144,6 +144,22 @@ def render_text(ev: Evaluation, console: Console) -> None:
         )
         if f.evidence:
             console.print(f"         [dim]evidence: {escape(', '.join(f.evidence))}[/dim]", highlight=False)
+    options = [f for f in ev.findings if f.category == "next-step"]
+    if options:
+        console.print(Text("\nNext-step options (guideline order)", style="bold underline"))
+        n = 0
+        for f in options:
+            eligible = f.attributes.get("eligible", True) is not False
+            n += 1 if eligible else 0
+            mark = f"{n:>2}." if eligible else " --"
+            line = f.attributes.get("line")
+            tag = f" [{line} line]" if line and eligible else ""
+            style = "bold" if f.attributes.get("priority") == "urgent" else ("dim" if not eligible else "")
+            console.print(Text.assemble((f"{mark} {f.summary}{tag}", style)))
+            console.print(f"     [dim]{escape(f.detail)}[/dim]", highlight=False)
+            console.print(
+                f"     [dim]rule {f.rule} v{f.rule_version}; source: {escape(f.source.label)}[/dim]", highlight=False
+            )
     if ev.settings_needing_review:
         names = ", ".join(f"{r.name}={fmt_value(r.value)} [{r.confidence}]" for r in ev.settings_needing_review)
         console.print(Text(f"\nSettings needing clinical review (rules/config.yaml): {names}", style="dim"))
