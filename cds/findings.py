@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -47,13 +48,26 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+@lru_cache(maxsize=4096)
+def _compile(template: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """A template as (literal, scope, field) parts, parsed once: findings are rendered for every patient."""
+    parts: list[tuple[str, str | None, str | None]] = []
+    pos = 0
+    text = " ".join(template.split())
+    for m in _FIELD.finditer(text):
+        parts.append((text[pos : m.start()], m.group(1), m.group(2)))
+        pos = m.end()
+    parts.append((text[pos:], None, None))
+    return tuple(parts)
+
+
 def render_template(template: str, scopes: Mapping[str, Mapping[str, Any]]) -> str:
     """Replace {bind.field} and {config.name}; a value that is not there reads 'unknown', never blank."""
-
-    def sub(m: re.Match[str]) -> str:
-        scope = scopes.get(m.group(1))
-        if scope is None:
-            return m.group(0)
-        return fmt_value(scope.get(m.group(2)))
-
-    return " ".join(_FIELD.sub(sub, template).split())
+    out: list[str] = []
+    for literal, scope_name, name in _compile(template):
+        out.append(literal)
+        if scope_name is None or name is None:
+            continue
+        scope = scopes.get(scope_name)
+        out.append(f"{{{scope_name}.{name}}}" if scope is None else fmt_value(scope.get(name)))
+    return "".join(out).strip()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from cds.cli.evaluate import evaluate
+from cds.cli.feedback import feedback_app
+from cds.cli.serve import serve
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Decision support for treatment-resistant depression."
@@ -17,4 +19,6 @@ def main() -> None:
 
 
 app.command()(evaluate)
+app.command("serve")(serve)
+app.add_typer(feedback_app, name="feedback")
 # Further commands register here, one line each, from their own modules.

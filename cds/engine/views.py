@@ -224,11 +224,14 @@ FACT_SCHEMA: dict[str, FactType] = {
 }
 
 
+_ALLOWED = {name: frozenset(t.fields) | {"type"} for name, t in FACT_SCHEMA.items()}
+
+
 def _check_schema(view: dict[str, Any]) -> None:
-    schema = FACT_SCHEMA.get(str(view.get("type")))
-    if schema is None:
+    allowed = _ALLOWED.get(str(view.get("type")))
+    if allowed is None or allowed.issuperset(view):
         return
-    undeclared = sorted(k for k in view if k != "type" and k not in schema.fields)
+    undeclared = sorted(set(view) - allowed)
     if undeclared:
         raise EngineError(f"fact type {view['type']!r}: fields {undeclared} are not declared in FACT_SCHEMA")
 

@@ -1,0 +1,150 @@
+"""Findings -> CDS Hooks cards. Reads Findings only; never re-derives clinical logic.
+
+Generic on purpose: every finding category (adequacy, TRD status, data quality, confounders, safety,
+next-step options) becomes a card the same way. A card's uuid is stable per (patient, rule, subject), so
+the same advice on the next chart opening has the same uuid and feedback can be joined to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from cds.findings import Finding
+from cds.hooks.rule_docs import FINDING_SYSTEM, RuleCatalog
+from cds.hooks.settings import HookSettings
+
+Json = dict[str, Any]
+CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, FINDING_SYSTEM)
+SUMMARY_MAX = 139  # CDS Hooks: "<140-character"
+INDICATOR_ORDER = {"critical": 0, "warning": 1, "info": 2}
+SOURCE_LABEL_MAX = 200
+
+
+def card_uuid(patient: str, finding: Finding) -> str:
+    return str(uuid.uuid5(CARD_NAMESPACE, f"{patient}|{finding.rule}|{finding.subject or ''}"))
+
+
+def truncate(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _markdown_escape(text: str) -> str:
+    return text.replace("<", "&lt;")  # GFM allows HTML tags; we never emit any
+
+
+def detail_markdown(finding: Finding) -> str:
+    lines = [_markdown_escape(finding.detail or finding.summary)]
+    if finding.evidence:
+        lines.append("**Evidence:** " + ", ".join(f"`{ref}`" for ref in finding.evidence))
+    source = finding.source
+    label = _markdown_escape(source.label)
+    cited = f"[{label}]({source.url})" if source.url else label
+    if source.confidence:
+        cited += f" (confidence {source.confidence})"
+    lines.append(f"**Source:** {cited}")
+    lines.append(f"**Rule:** `{finding.rule}` v{finding.rule_version} ({finding.category})")
+    if finding.needs_clinical_review:
+        lines.append("_Uses values that need clinical review at this site._")
+    return "\n\n".join(lines)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def order_templates(finding: Finding) -> Sequence[Any]:
+    """The FHIR order templates a finding proposes (next-step options). Findings do not carry them yet:
+    this returns () until the Finding gains an `order_templates` (or `suggestions`) attribute."""
+    for name in ("order_templates", "suggestions"):
+        value = getattr(finding, name, None)
+        if value:
+            return tuple(value)
+    return ()
+
+
+def suggestions_for(finding: Finding, card_id: str, patient: str) -> list[Json]:
+    """Card suggestions from the finding's order templates; [] when there is nothing to suggest.
+
+    A template may be a FHIR resource (dict) or an object/dict with `label`, `description` and `resource`.
+    Each becomes one suggestion with a single `create` action for that resource (status draft, subject set)."""
+    suggestions: list[Json] = []
+    for i, template in enumerate(order_templates(finding)):
+        item: Mapping[str, Any] = template if isinstance(template, Mapping) else getattr(template, "__dict__", {}) or {}
+        if hasattr(template, "model_dump"):
+            item = template.model_dump()
+        resource = item.get("resource", item if "resourceType" in item else None)
+        if not isinstance(resource, Mapping) or not isinstance(resource.get("resourceType"), str):
+            continue
+        resource = dict(resource)
+        resource.setdefault("status", "draft")
+        resource.setdefault("subject", {"reference": f"Patient/{patient}"})
+        label = _text(item.get("label")) or _text(item.get("title")) or truncate(finding.summary, SUMMARY_MAX)
+        description = _text(item.get("description")) or f"Create a draft {resource['resourceType']}: {label}"
+        suggestions.append(
+            {
+                "label": truncate(label, SUMMARY_MAX),
+                "uuid": str(uuid.uuid5(uuid.UUID(card_id), f"suggestion-{i}")),
+                "actions": [{"type": "create", "description": description, "resource": resource}],
+            }
+        )
+    return suggestions
+
+
+def finding_card(finding: Finding, patient: str, settings: HookSettings, catalog: RuleCatalog) -> Json:
+    card_id = card_uuid(patient, finding)
+    topic: Json = {"system": FINDING_SYSTEM, "code": finding.code}
+    if finding.code in catalog.finding_displays:
+        topic["display"] = catalog.finding_displays[finding.code]
+    source: Json = {"label": truncate(finding.source.label, SOURCE_LABEL_MAX) or "TRD decision support"}
+    if finding.source.url:
+        source["url"] = finding.source.url
+    source["topic"] = topic
+    card: Json = {
+        "uuid": card_id,
+        "summary": truncate(finding.summary, SUMMARY_MAX),
+        "indicator": finding.indicator,
+        "detail": detail_markdown(finding),
+        "source": source,
+    }
+    suggestions = suggestions_for(finding, card_id, patient)
+    if suggestions:
+        card["suggestions"] = suggestions
+        card["selectionBehavior"] = "at-most-one"
+    if settings.override_reasons:
+        card["overrideReasons"] = [r.model_dump() for r in settings.override_reasons]
+    card["links"] = [
+        {
+            "label": truncate(f"Rule {finding.rule} v{finding.rule_version}", SUMMARY_MAX),
+            "url": settings.rule_docs(finding.rule),
+            "type": "absolute",
+        }
+    ]
+    return card
+
+
+def notice_card(summary: str, detail: str, patient: str, settings: HookSettings) -> Json:
+    """A card about the call itself (e.g. data the EHR could not give us), not about a finding."""
+    return {
+        "uuid": str(uuid.uuid5(CARD_NAMESPACE, f"{patient}|notice|{summary}")),
+        "summary": truncate(summary, SUMMARY_MAX),
+        "indicator": "info",
+        "detail": _markdown_escape(detail),
+        "source": {"label": "TRD decision support service"},
+    }
+
+
+def cards_for(findings: Iterable[Finding], patient: str, settings: HookSettings, catalog: RuleCatalog) -> list[Json]:
+    """Ordered by indicator (critical first), then rule and subject; one card per (patient, rule, subject)."""
+    ordered = sorted(findings, key=lambda f: (INDICATOR_ORDER.get(f.indicator, 9), f.rule, f.subject or ""))
+    seen: set[str] = set()
+    cards: list[Json] = []
+    for finding in ordered:
+        uid = card_uuid(patient, finding)
+        if uid in seen:
+            continue
+        seen.add(uid)
+        cards.append(finding_card(finding, patient, settings, catalog))
+    return cards
