@@ -25,6 +25,7 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
     if record.birth_date:
         b = record.birth_date
         age = now.year - b.year - ((now.month, now.day) < (b.month, b.day))
+    considered = {e.ingredient for e in record.exposures if e.proposed or e.open_ended}
     views.add(
         {
             "type": "patient",
@@ -33,6 +34,9 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
             "failed_adequate_trials": failed,
             "trd_workup": trd_status in ("meets", "insufficient_data"),
             "age_years": age,
+            # Screening before a treatment applies to candidates (TRD met) and to anyone it is ordered for.
+            "esketamine_considered": trd_status == "meets" or "esketamine" in considered,
+            "ketamine_considered": trd_status == "meets" or "ketamine" in considered,
         },
         {"trd_status_label": trd_status.replace("_", " ")},
         (),
@@ -100,7 +104,11 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
                 "ingredient": e.ingredient,
                 "drug_class": e.drug_class,
                 "role": e.role,
-                "current": e.open_ended or (end is not None and end >= recent),
+                "current": current,
+                "proposed": e.proposed,
+                "dose_mg": e.daily_dose_mg,
+                "min_adequate_dose_mg": _dose_limit(knowledge, e.ingredient, e.formulation, "min"),
+                "label_max_dose_mg": _dose_limit(knowledge, e.ingredient, e.formulation, "max"),
                 "start_day": e.start.toordinal(),
                 "end_day": end.toordinal() if end else None,
             },
@@ -163,3 +171,11 @@ def _range_text(lab: LabResult) -> str:
     low = f"{lab.low:g}" if lab.low is not None else ""
     high = f"{lab.high:g}" if lab.high is not None else ""
     return f"reference {low}-{high} ({'result' if lab.range_source == 'record' else 'catalog default'})"
+
+
+def _dose_limit(knowledge: Knowledge, ingredient: str, formulation: str, which: str) -> float | None:
+    drug = knowledge.catalog.get(ingredient)
+    if drug is None:
+        return None
+    value = drug.min_dose(formulation) if which == "min" else drug.max_dose(formulation)
+    return value.value if value else None

@@ -45,6 +45,7 @@ class MedicationExposure(Fact):
     end: date | None
     end_is_estimate: bool = False  # end inferred (supply, superseded, open-ended to now), not recorded
     open_ended: bool = False  # still being taken at `now` as far as the record says
+    proposed: bool = False  # a draft order being considered (CDS Hooks order-select/order-sign), not yet taken
     status: str | None = None
     daily_dose_mg: float | None = None
     dose_derivation: str = ""

@@ -222,8 +222,9 @@ def build_trials(
     knowledge: Knowledge,
 ) -> tuple[list[Trial], list[ExcludedExposure]]:
     cfg = knowledge.config
-    candidates = [e for e in exposures if _is_trial_drug(e, knowledge)]
-    augmenting = [e for e in exposures if e.role == "augmenting_agent"]
+    taken = [e for e in exposures if not e.proposed]  # a draft order is not (yet) a trial
+    candidates = [e for e in taken if _is_trial_drug(e, knowledge)]
+    augmenting = [e for e in taken if e.role == "augmenting_agent"]
     score_index = ScoreIndex(scores)
     groups = _group(candidates, cfg["trial_gap_days"])
     groups.sort(key=lambda g: (g.start is None, g.start or date.min, g.ingredient))

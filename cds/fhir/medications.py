@@ -222,8 +222,13 @@ class ExposureBuilder:
         status = as_str(resource.get("status"))
         if rtype == "MedicationStatement" and status in _SKIP_STATEMENT:
             return []
-        if rtype == "MedicationRequest" and (
-            status in _SKIP_REQUEST or resource.get("intent") not in _REQUEST_INTENTS_TAKEN
+        # A draft order (CDS Hooks draftOrders at order-select/order-sign) is a proposal: not a trial, but what
+        # safety, interaction and duplicate-therapy rules must check.
+        proposed = rtype == "MedicationRequest" and status == "draft"
+        if (
+            rtype == "MedicationRequest"
+            and not proposed
+            and (status in _SKIP_REQUEST or resource.get("intent") not in _REQUEST_INTENTS_TAKEN)
         ):
             return []
         if rtype == "MedicationDispense" and status not in _DISPENSE_TAKEN:
@@ -232,9 +237,14 @@ class ExposureBuilder:
         if not resolved.components:
             return []
         estimates = [self._dose(rtype, resource, comp) for comp in resolved.components]
-        start, end, end_estimated, open_ended = self._dates(
-            rtype, resource, status, ref, issues, self._units_per_day(estimates[0], resolved.components[0])
-        )
+        start: date | None
+        end: date | None
+        if proposed:
+            start, end, end_estimated, open_ended = self.now, self.now, True, True
+        else:
+            start, end, end_estimated, open_ended = self._dates(
+                rtype, resource, status, ref, issues, self._units_per_day(estimates[0], resolved.components[0])
+            )
         reason_concepts = [
             *as_list(resource.get("statusReason")),
             resource.get("statusReasonCodeableConcept"),
@@ -278,6 +288,7 @@ class ExposureBuilder:
                     end=end,
                     end_is_estimate=end_estimated,
                     open_ended=open_ended,
+                    proposed=proposed,
                     status=status,
                     daily_dose_mg=dose,
                     dose_derivation=f"{derivation} [{comp.how}]",

@@ -173,3 +173,31 @@ def test_every_screen_finding_names_evidence_and_source(ev: Evaluator) -> None:
         ):
             assert f.evidence, f.rule
         assert f.source.label, f.rule
+
+
+def draft(rid: str, code: str, mg: float) -> dict[str, Any]:
+    """A draft order, as CDS Hooks order-select / order-sign send it in draftOrders."""
+    return {"resourceType": "MedicationRequest", "id": rid, "status": "draft", "intent": "order",
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                      "code": code}]},
+            "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                                   "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg", "code": "mg"}}]}]}
+
+
+def test_draft_orders_are_checked_but_are_not_trials(ev: Evaluator) -> None:
+    on_sertraline = statement("x", SERTRALINE, "2025-12-01", None, mg=100, status="active")
+    maoi = run(ev, on_sertraline, draft("o", PHENELZINE, 45), trd=False)
+    assert [f.indicator for f in maoi.findings if f.rule == "safety.maoi-interaction"] == ["critical"]
+    assert [t.trial.ingredient for t in maoi.trials] == ["sertraline"]
+    duplicate = run(ev, on_sertraline, draft("o", ESCITALOPRAM, 10), trd=False)
+    assert fired(duplicate, "safety.duplicate-antidepressant")
+    assert not fired(run(ev, on_sertraline, draft("o", "15996", 30), trd=False), "safety.duplicate-antidepressant")
+    low = run(ev, draft("o", SERTRALINE, 25), trd=False)
+    assert fired(low, "safety.order-dose-below-minimum")
+    assert not fired(run(ev, draft("o", SERTRALINE, 100), trd=False), "safety.order-dose-below-minimum")
+    assert fired(run(ev, draft("o", SERTRALINE, 300), trd=False), "safety.order-dose-above-maximum")
+
+
+def test_esketamine_order_is_screened_even_before_trd_is_established(ev: Evaluator) -> None:
+    result = run(ev, condition("an", "I67.1"), draft("o", "2119365", 56), trd=False)
+    assert [f.indicator for f in result.findings if f.rule == "safety.esketamine-vascular"] == ["critical"]
