@@ -20,6 +20,11 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
   for every pair or for none, depending on arrival order (measured; see tests/engine/test_durable_adapter.py).
   Our fact identity travels as `fact_id` inside the engine and is renamed at this boundary.
 * An `$or` fires the rule once per true branch: the adapter keeps one activation per (rule, bound facts).
+* A comparison with a field that is missing on the referenced fact (`a < b` without `b`) is true in the engine:
+  every field a test refers to is also required to exist (`$ex`) on the fact that holds it.
+* Deleting a session in which no action ever ran frees uninitialised pointers (state.c `deleteStateNode` frees
+  `context.messages`, which only the action cycle initialises): a sentinel fact and rule make every session
+  run one action, so every session can be deleted safely.
 * Not thread-safe: one lock per evaluator serialises evaluations.
 """
 
@@ -43,6 +48,7 @@ _ARITH = {"add": "$add", "sub": "$sub", "mul": "$mul", "div": "$div"}
 _HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
 _MAX_SALT = 8
 _ID = "fact_id"  # what our fact `id` is called inside durable_rules
+_SENTINEL = "__session__"
 _ENGINE_ONLY = ("sid", "id", "_salt", "$s")
 
 
@@ -121,7 +127,31 @@ def _test(t: Test) -> dict[str, Any]:
     return {_CMP[t.op]: {name: rhs}}
 
 
-def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test]) -> dict[str, Any]:
+def _referenced(x: Any, own: str, out: dict[str, set[str]]) -> None:
+    """Collect the fields that tests refer to, per bind (`own` for same-fact references)."""
+    if isinstance(x, Expr):
+        _referenced(x.left, own, out)
+        _referenced(x.right, own, out)
+    elif isinstance(x, str) and not x.startswith("$"):
+        bind, dot, name = x.partition(".")
+        if dot:
+            out.setdefault(bind, set()).add(name)
+        else:
+            out.setdefault(own, set()).add(x)
+
+
+def _required_fields(rule: Rule) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for p in rule.when:
+        for t in (*p.all, *p.any):
+            if t.ref is not None:
+                _referenced(t.ref, p.bind, out)
+            if t.expr is not None:
+                _referenced(t.expr, p.bind, out)
+    return out
+
+
+def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test], required: Sequence[str] = ()) -> dict[str, Any]:
     """Order inside the `$and`: simple local tests, cross-fact tests (the last one repeated), compound tests.
 
     Two engine defects dictate it: a false last cross-fact test reads out of bounds (#381), and a compound
@@ -132,7 +162,8 @@ def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test]) -> dict[str
     compound = [t for t in all_ if t.op in ("in", "not_in")]
     cross = [t for t in all_ if _is_cross_fact(t)]
     local = [t for t in all_ if t not in compound and t not in cross]
-    tests: list[dict[str, Any]] = [{"type": type_}, *(_test(t) for t in local)]
+    tests: list[dict[str, Any]] = [{"type": type_}, *({"$ex": {_field(f): 1}} for f in sorted(required))]
+    tests += [_test(t) for t in local]
     if cross:
         tests += [_test(t) for t in cross]
         tests.append(tests[-1])  # issue #381: the copy is only reached when the original was true
@@ -143,7 +174,8 @@ def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test]) -> dict[str
 
 
 def compile_rule(rule: Rule, action: Callable[[Any], None]) -> dict[str, Any]:
-    clauses = [{p.bind: _pattern(p.type, p.all, p.any)} for p in rule.when]
+    required = _required_fields(rule)
+    clauses = [{p.bind: _pattern(p.type, p.all, p.any, sorted(required.get(p.bind, ())))} for p in rule.when]
     return {"all": clauses, "pri": rule.pri, "run": action}
 
 
@@ -165,6 +197,7 @@ class DurableEvaluator:
         if not definition:
             self._ruleset: Any = None
             return
+        definition[_SENTINEL] = {"all": [{"m": {"type": _SENTINEL}}], "pri": 65535, "run": lambda _c: None}
         self._host.set_rulesets({self._name: definition})
         self._ruleset = self._host.get_ruleset(self._name)
 
@@ -216,6 +249,8 @@ class DurableEvaluator:
             try:
                 for fact in self._ordered(facts):
                     offset = self._assert(sid, fact, offset)
+                # Every session runs at least the sentinel's action (see the module docstring).
+                offset = self._assert(sid, {"type": _SENTINEL, "id": _SENTINEL}, offset)
                 if offset is not None:
                     errors: list[Any] = []
                     self._ruleset.do_actions(offset, lambda e, _s: errors.append(e))
@@ -230,7 +265,7 @@ class DurableEvaluator:
             finally:
                 self._sinks.pop(sid, None)
                 if offset is not None:
-                    # Only a session that holds a fact exists; deleting one that does not crashes the engine.
+                    # Only a session that holds a fact exists (the sentinel guarantees one after a normal run).
                     self._ruleset.delete_state(sid)
                 self._pool.append(sid)
 

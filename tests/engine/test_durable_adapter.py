@@ -176,3 +176,42 @@ def test_or_group_with_two_true_branches_fires_once() -> None:
     }
     acts = both(stage(rule, chained), [{"type": "a", "id": "a1", "x": 1, "y": 1}])
     assert [a.rule for a in acts] == ["r", "c"]
+
+
+def test_comparison_with_a_missing_referenced_field_is_false() -> None:
+    """Raw durable_rules treats `a < b` as true when b is missing; the reference (and the adapter) say false."""
+    rule = {
+        "id": "r",
+        "when": [{"bind": "t", "type": "t", "all": [{"field": "a", "op": "<", "ref": "b"}]}],
+        "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
+    }
+    assert both(stage(rule), [{"type": "t", "id": "t1", "a": 1}]) == []
+    assert len(both(stage(rule), [{"type": "t", "id": "t1", "a": 1, "b": 2}])) == 1
+
+
+def test_sessions_where_no_rule_completes_are_deleted_safely() -> None:
+    """Deleting a session in which no action ran frees uninitialised pointers in durable_rules (heap corruption,
+    seen as aborts in the CDS Hooks server); the adapter's sentinel makes an action run in every session."""
+    rule = {
+        "id": "r",
+        "when": [
+            {"bind": "gate", "type": "gate", "all": [{"field": "open", "op": "==", "value": True}]},
+            {
+                "bind": "lab",
+                "type": "lab",
+                "any": [{"field": "h", "op": "==", "value": False}, {"field": "d", "op": ">", "value": 365}],
+            },
+        ],
+        "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
+    }
+    ev = DurableEvaluator(stage(rule))
+    for _ in range(500):
+        assert ev.run([{"type": "lab", "id": "l1", "h": False}]).activations == []
+        assert (
+            ev.run([{"type": "gate", "id": "g", "open": False}, {"type": "lab", "id": "l1", "h": False}]).activations
+            == []
+        )
+    assert (
+        len(ev.run([{"type": "gate", "id": "g", "open": True}, {"type": "lab", "id": "l1", "h": False}]).activations)
+        == 1
+    )
