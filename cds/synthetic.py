@@ -512,3 +512,111 @@ def generate_population(n: int, *, seed: int = 0, history_scale: int = 1) -> Ite
     """n patients; patient i has seed ``seed * 1_000_000 + i`` (so one failing patient can be regenerated)."""
     for i in range(n):
         yield generate_patient(seed * 1_000_000 + i, history_scale=history_scale)
+
+
+# -- bulk exports ------------------------------------------------------------------------------------------
+PSYCHOTHERAPY: tuple[tuple[str, str], ...] = (
+    ("90834", "Psychotherapy, 45 minutes with patient"),
+    ("90837", "Psychotherapy, 60 minutes with patient"),
+)
+CPT = "http://www.ama-assn.org/go/cpt"
+
+
+def _procedures(seed: int, pid: str, now: date) -> list[Json]:
+    """A few psychotherapy sessions for about half of the patients (CPT codes, as real exports carry them)."""
+    rng = random.Random(seed ^ 0x5EED)
+    if rng.random() < 0.5:
+        return []
+    start = now - timedelta(days=rng.randint(60, 600))
+    out: list[Json] = []
+    for i in range(rng.randint(2, 8)):
+        code, display = rng.choice(PSYCHOTHERAPY)
+        out.append(
+            {
+                "resourceType": "Procedure",
+                "id": f"{pid}-proc-{i + 1}",
+                "status": "completed",
+                "subject": {"reference": f"Patient/{pid}"},
+                "code": _cc(CPT, code, display),
+                "performedDateTime": (start + timedelta(days=14 * i)).isoformat(),
+            }
+        )
+    return out
+
+
+def _type_of_untyped(res: Json) -> str:
+    if "medicationCodeableConcept" in res:
+        return next(
+            (t for k, t in (("authoredOn", "MedicationRequest"), ("whenHandedOver", "MedicationDispense")) if k in res),
+            "MedicationStatement",
+        )
+    return "Condition" if "clinicalStatus" in res else "Observation"
+
+
+def _broken_line(rng: random.Random, good: bytes) -> bytes:
+    """One line of a bulk export file that a reader must count and skip: truncated, not an object, no subject."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return good[: max(1, len(good) // 2)]
+    if kind == 1:
+        return b'["not", "a", "resource"]'
+    return b'{"resourceType": "Practitioner", "id": "orphan-%d"}' % rng.randrange(10**6)
+
+
+def _open_out(path: Any, gz: bool) -> Any:
+    import gzip as _gzip
+
+    return _gzip.open(path, "wb", compresslevel=1) if gz else path.open("wb")
+
+
+def write_bulk_export(
+    out_dir: Any,
+    n: int,
+    *,
+    seed: int = 0,
+    history_scale: int = 1,
+    gzip_files: bool = False,
+    broken_line_rate: float = 0.002,
+    now: date = DEFAULT_NOW,
+) -> dict[str, int]:
+    """Write a FHIR Bulk Data export of ``generate_population(n, seed=seed)``: one NDJSON file per resource
+    type (``Patient.ndjson``, ``Observation.ndjson``, … or ``.ndjson.gz``), resources of all patients in
+    patient order, plus psychotherapy Procedures. Besides the ~2 % of resources that ``generate_patient``
+    breaks on purpose, about ``broken_line_rate`` of lines are broken at the line level (truncated JSON, a
+    JSON array, a resource with no patient). Returns lines written per file name."""
+    import contextlib
+    from pathlib import Path
+
+    import orjson
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed * 7919 + 17)
+    handles: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    suffix = ".ndjson.gz" if gzip_files else ".ndjson"
+    files = contextlib.ExitStack()
+
+    def write(rtype: str, line: bytes) -> None:
+        name = rtype + suffix
+        fh = handles.get(name)
+        if fh is None:
+            path = out / name
+            fh = handles[name] = files.enter_context(_open_out(path, gzip_files))
+        fh.write(line + b"\n")
+        counts[name] = counts.get(name, 0) + 1
+
+    with files:
+        for i in range(n):
+            patient_seed = seed * 1_000_000 + i
+            bundle = generate_patient(patient_seed, history_scale=history_scale, now=now)
+            resources = [e["resource"] for e in bundle["entry"]]
+            resources += _procedures(patient_seed, f"syn-{patient_seed}", now)
+            for res in resources:
+                # a resource broken by losing its resourceType stays in the file of the type it had
+                rtype = res.get("resourceType") or _type_of_untyped(res)
+                line = orjson.dumps(res)
+                write(rtype, line)
+                if rng.random() < broken_line_rate:
+                    write(rtype, _broken_line(rng, line))
+    return dict(sorted(counts.items()))

@@ -23,8 +23,9 @@ def ev(request: pytest.FixtureRequest, durable: Evaluator, reference: Evaluator)
 
 
 def options(result: Evaluation) -> list[tuple[str, bool]]:
-    return [(f.code, f.attributes.get("eligible", True) is not False) for f in result.findings
-            if f.category == "next-step"]
+    return [
+        (f.code, f.attributes.get("eligible", True) is not False) for f in result.findings if f.category == "next-step"
+    ]
 
 
 def eligible(result: Evaluation) -> list[str]:
@@ -32,9 +33,15 @@ def eligible(result: Evaluation) -> list[str]:
 
 
 def test_partial_response_at_low_dose_optimises_first(ev: Evaluator) -> None:
-    result = ev.evaluate_bytes(bundle(mdd("c", "2025-09-01"), phq9("b", "2025-10-01", 20),
-                                      statement("s", SERTRALINE, "2025-10-01", None, mg=50, status="active"),
-                                      phq9("e", "2026-01-10", 13)), NOW)
+    result = ev.evaluate_bytes(
+        bundle(
+            mdd("c", "2025-09-01"),
+            phq9("b", "2025-10-01", 20),
+            statement("s", SERTRALINE, "2025-10-01", None, mg=50, status="active"),
+            phq9("e", "2026-01-10", 13),
+        ),
+        NOW,
+    )
     assert result.trials[0].trial.outcome.outcome == "partial_response"
     assert eligible(result)[0] == "option-optimize-dose"
     detail = next(f.detail for f in result.findings if f.code == "option-optimize-dose")
@@ -42,20 +49,29 @@ def test_partial_response_at_low_dose_optimises_first(ev: Evaluator) -> None:
 
 
 def test_intolerance_favours_a_switch_over_augmentation(ev: Evaluator) -> None:
-    stopped = statement("m", MIRTAZAPINE, "2025-11-01", "2025-11-20", mg=30, status="stopped",
-                        statusReason=[{"text": "weight gain and sedation (adverse effect)"}])
+    stopped = statement(
+        "m",
+        MIRTAZAPINE,
+        "2025-11-01",
+        "2025-11-20",
+        mg=30,
+        status="stopped",
+        statusReason=[{"text": "weight gain and sedation (adverse effect)"}],
+    )
     result = ev.evaluate_bytes(bundle(*trd_history(), stopped), NOW)
     assert "option-switch" in eligible(result)
     assert "option-augment-antipsychotic" not in eligible(result)
 
 
 def test_psychotic_features_put_ect_and_antipsychotic_combination_first(ev: Evaluator) -> None:
-    result = ev.evaluate_bytes(bundle(*trd_history(), condition("psy", "F33.3", text="MDD, recurrent, psychotic")),
-                               NOW)
+    result = ev.evaluate_bytes(bundle(*trd_history(), condition("psy", "F33.3", text="MDD, recurrent, psychotic")), NOW)
     first_two = eligible(result)[:2]
     assert sorted(first_two) == ["option-augment-antipsychotic", "option-ect"]
-    assert all(f.attributes.get("priority") == "urgent" for f in result.findings
-               if f.category == "next-step" and f.code in first_two and f.rule != "next.augment-antipsychotic")
+    assert all(
+        f.attributes.get("priority") == "urgent"
+        for f in result.findings
+        if f.category == "next-step" and f.code in first_two and f.rule != "next.augment-antipsychotic"
+    )
 
 
 def test_contraindicated_esketamine_is_not_offered_and_says_why(ev: Evaluator) -> None:
@@ -84,8 +100,11 @@ def test_four_failures_in_recurrent_depression_show_vns(ev: Evaluator) -> None:
 def test_failed_augmentation_is_not_offered_again(ev: Evaluator) -> None:
     aripiprazole = statement("ar", "89013", "2025-04-01", "2025-06-15", mg=5)
     result = ev.evaluate_bytes(bundle(*trd_history(), aripiprazole), NOW)
-    offered = [f.summary for f in result.findings if f.code == "option-augment-antipsychotic"
-               and f.attributes.get("eligible") is not False]
+    offered = [
+        f.summary
+        for f in result.findings
+        if f.code == "option-augment-antipsychotic" and f.attributes.get("eligible") is not False
+    ]
     assert offered and all("aripiprazole" not in s for s in offered)
     assert any("Not offered: aripiprazole" in f.summary for f in result.findings)
 

@@ -15,25 +15,45 @@ ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 SERTRALINE, ESCITALOPRAM, PHENELZINE, LITHIUM = "36437", "321988", "8123", "6448"
 
 
-def condition(rid: str, code: str, *, status: str = "active", onset: str = "2024-06-01",
-              verification: str | None = None, text: str = "") -> dict[str, Any]:
-    res: dict[str, Any] = {"resourceType": "Condition", "id": rid,
-                           "clinicalStatus": {"coding": [{"code": status}]},
-                           "code": {"coding": [{"system": ICD, "code": code}], "text": text or code},
-                           "onsetDateTime": onset}
+def condition(
+    rid: str,
+    code: str,
+    *,
+    status: str = "active",
+    onset: str = "2024-06-01",
+    verification: str | None = None,
+    text: str = "",
+) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "Condition",
+        "id": rid,
+        "clinicalStatus": {"coding": [{"code": status}]},
+        "code": {"coding": [{"system": ICD, "code": code}], "text": text or code},
+        "onsetDateTime": onset,
+    }
     if verification:
         res["verificationStatus"] = {"coding": [{"code": verification}]}
     return res
 
 
-def lab(rid: str, code: str, day: str, value: float, unit: str, low: float | None = None,
-        high: float | None = None) -> dict[str, Any]:
-    res: dict[str, Any] = {"resourceType": "Observation", "id": rid, "status": "final",
-                           "code": {"coding": [{"system": LOINC, "code": code}]}, "effectiveDateTime": day,
-                           "valueQuantity": {"value": value, "unit": unit, "code": unit}}
+def lab(
+    rid: str, code: str, day: str, value: float, unit: str, low: float | None = None, high: float | None = None
+) -> dict[str, Any]:
+    res: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "effectiveDateTime": day,
+        "valueQuantity": {"value": value, "unit": unit, "code": unit},
+    }
     if low is not None or high is not None:
-        res["referenceRange"] = [{**({"low": {"value": low, "unit": unit}} if low is not None else {}),
-                                  **({"high": {"value": high, "unit": unit}} if high is not None else {})}]
+        res["referenceRange"] = [
+            {
+                **({"low": {"value": low, "unit": unit}} if low is not None else {}),
+                **({"high": {"value": high, "unit": unit}} if high is not None else {}),
+            }
+        ]
     return res
 
 
@@ -41,8 +61,10 @@ def trd_history() -> list[dict[str, Any]]:
     """Two adequate failed trials: the patient meets the TRD definition, so safety screening applies."""
     return [
         mdd("c-mdd", "2024-06-01"),
-        phq9("p1", "2025-01-01", 20), statement("s1", SERTRALINE, "2025-01-01", "2025-03-15", mg=100),
-        phq9("p2", "2025-03-15", 18), statement("s2", ESCITALOPRAM, "2025-04-01", "2025-06-15", mg=20),
+        phq9("p1", "2025-01-01", 20),
+        statement("s1", SERTRALINE, "2025-01-01", "2025-03-15", mg=100),
+        phq9("p2", "2025-03-15", 18),
+        statement("s2", ESCITALOPRAM, "2025-04-01", "2025-06-15", mg=20),
         phq9("p3", "2025-06-15", 17),
     ]
 
@@ -85,8 +107,13 @@ def test_missing_tsh_is_reported_during_a_trd_workup_only(ev: Evaluator) -> None
 
 def test_anxiety_by_diagnosis_and_by_gad7(ev: Evaluator) -> None:
     assert fired(run(ev, condition("a", "F41.1")), "confounder.anxiety-diagnosis")
-    gad7 = {"resourceType": "Observation", "id": "g", "status": "final",
-            "code": {"coding": [{"system": LOINC, "code": "70274-6"}]}, "effectiveDateTime": "2025-12-01"}
+    gad7 = {
+        "resourceType": "Observation",
+        "id": "g",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "70274-6"}]},
+        "effectiveDateTime": "2025-12-01",
+    }
     assert fired(run(ev, {**gad7, "valueInteger": 14}), "confounder.anxiety-gad7")
     assert not fired(run(ev, {**gad7, "valueInteger": 6}), "confounder.anxiety-gad7")
 
@@ -118,12 +145,23 @@ def test_esketamine_contraindication_and_cautions(ev: Evaluator) -> None:
 
 
 def test_bp_panel_components_are_read(ev: Evaluator) -> None:
-    panel = {"resourceType": "Observation", "id": "bp", "status": "final", "effectiveDateTime": "2026-01-12",
-             "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
-             "component": [{"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
-                            "valueQuantity": {"value": 128, "unit": "mm[Hg]"}},
-                           {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
-                            "valueQuantity": {"value": 96, "unit": "mm[Hg]"}}]}
+    panel = {
+        "resourceType": "Observation",
+        "id": "bp",
+        "status": "final",
+        "effectiveDateTime": "2026-01-12",
+        "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+        "component": [
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+                "valueQuantity": {"value": 128, "unit": "mm[Hg]"},
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+                "valueQuantity": {"value": 96, "unit": "mm[Hg]"},
+            },
+        ],
+    }
     result = run(ev, panel)
     assert fired(result, "safety.esketamine-diastolic-bp")
     assert not fired(result, "safety.esketamine-systolic-bp")
@@ -135,11 +173,19 @@ def test_pregnancy_excludes_ketamine(ev: Evaluator) -> None:
 
 
 def test_maoi_overlap_is_critical_and_a_washout_is_respected(ev: Evaluator) -> None:
-    overlap = run(ev, statement("m", PHENELZINE, "2025-12-01", None, mg=45, status="active"),
-                  statement("x", SERTRALINE, "2026-01-05", None, mg=50, status="active"), trd=False)
+    overlap = run(
+        ev,
+        statement("m", PHENELZINE, "2025-12-01", None, mg=45, status="active"),
+        statement("x", SERTRALINE, "2026-01-05", None, mg=50, status="active"),
+        trd=False,
+    )
     assert [f.indicator for f in overlap.findings if f.rule == "safety.maoi-interaction"] == ["critical"]
-    washed_out = run(ev, statement("m", PHENELZINE, "2025-10-01", "2025-12-10", mg=45),
-                     statement("x", SERTRALINE, "2026-01-09", None, mg=50, status="active"), trd=False)
+    washed_out = run(
+        ev,
+        statement("m", PHENELZINE, "2025-10-01", "2025-12-10", mg=45),
+        statement("x", SERTRALINE, "2026-01-09", None, mg=50, status="active"),
+        trd=False,
+    )
     assert not fired(washed_out, "safety.maoi-interaction")  # stopped 30 days before the SSRI started
 
 
@@ -148,9 +194,14 @@ def test_lithium_monitoring(ev: Evaluator) -> None:
     result = run(ev, on_lithium, trd=False)
     assert fired(result, "safety.lithium-level-overdue")
     assert fired(result, "safety.lithium-renal-thyroid-overdue")
-    checked = run(ev, on_lithium, lab("l", "14334-7", "2025-12-01", 0.7, "mmol/L"),
-                  lab("e", "62238-1", "2025-12-01", 85, "mL/min/{1.73_m2}"),
-                  lab("t", "3016-3", "2025-12-01", 2.0, "mIU/L"), trd=False)
+    checked = run(
+        ev,
+        on_lithium,
+        lab("l", "14334-7", "2025-12-01", 0.7, "mmol/L"),
+        lab("e", "62238-1", "2025-12-01", 85, "mL/min/{1.73_m2}"),
+        lab("t", "3016-3", "2025-12-01", 2.0, "mIU/L"),
+        trd=False,
+    )
     assert not fired(checked, "safety.lithium-level-overdue")
     toxic = run(ev, on_lithium, lab("l", "14334-7", "2026-01-10", 1.8, "mmol/L"), trd=False)
     assert [f.indicator for f in toxic.findings if f.rule == "safety.lithium-level-toxic"] == ["critical"]
@@ -158,8 +209,14 @@ def test_lithium_monitoring(ev: Evaluator) -> None:
 
 
 def test_nonadherence_from_a_not_taken_statement(ev: Evaluator) -> None:
-    not_taken = statement("n", SERTRALINE, "2025-01-01", "2025-02-01", status="not-taken",
-                          statusReason=[{"text": "patient stopped taking it"}])
+    not_taken = statement(
+        "n",
+        SERTRALINE,
+        "2025-01-01",
+        "2025-02-01",
+        status="not-taken",
+        statusReason=[{"text": "patient stopped taking it"}],
+    )
     assert fired(run(ev, not_taken), "confounder.nonadherence-not-taken")
     assert not fired(run(ev), "confounder.nonadherence-not-taken")
 
@@ -168,7 +225,9 @@ def test_every_screen_finding_names_evidence_and_source(ev: Evaluator) -> None:
     result = run(ev, condition("an", "I67.1"), condition("a", "F41.1"), condition("u", "F10.20"))
     for f in result.findings:
         if f.category in ("confounder", "safety") and f.rule not in (
-            "safety.esketamine-rems", "safety.rtms-implants-unknown", "safety.esketamine-no-recent-bp",
+            "safety.esketamine-rems",
+            "safety.rtms-implants-unknown",
+            "safety.esketamine-no-recent-bp",
             "confounder.thyroid-unassessed",
         ):
             assert f.evidence, f.rule
@@ -177,11 +236,21 @@ def test_every_screen_finding_names_evidence_and_source(ev: Evaluator) -> None:
 
 def draft(rid: str, code: str, mg: float) -> dict[str, Any]:
     """A draft order, as CDS Hooks order-select / order-sign send it in draftOrders."""
-    return {"resourceType": "MedicationRequest", "id": rid, "status": "draft", "intent": "order",
-            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                      "code": code}]},
-            "dosageInstruction": [{"timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
-                                   "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg", "code": "mg"}}]}]}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code}]
+        },
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": mg, "unit": "mg", "code": "mg"}}],
+            }
+        ],
+    }
 
 
 def test_draft_orders_are_checked_but_are_not_trials(ev: Evaluator) -> None:

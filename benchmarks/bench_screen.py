@@ -1,0 +1,136 @@
+"""Benchmark `cds screen`: patients/s and peak memory, local 1 vs 2 processes, Spark local[1] vs local[2],
+and the ratio to just parsing the NDJSON.
+
+    python benchmarks/make_bulk_export.py /tmp/bench/export-1k --patients 1000
+    python benchmarks/bench_screen.py /tmp/bench/export-1k --configs local-1 local-2 spark-1 spark-2 parse
+
+Each configuration runs in a fresh subprocess; its peak memory is the largest sum of RSS over the whole
+process tree (driver, pool workers, JVM, Spark Python workers), sampled every 0.1 s from /proc. patients/s
+counts wall time from start to the written table (partitioning and merge included; Spark session start-up
+is reported separately and not included). `parse` reads every line and `orjson.loads` it, one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+NOW = date(2026, 1, 15)
+
+
+def _tree_rss(root: int) -> int:
+    """Sum of RSS (bytes) of root and all its descendants."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        total += rss.get(pid, 0)
+        stack += children.get(pid, [])
+    return total
+
+
+def _inner(export: Path, config: str) -> dict[str, object]:
+    if config == "parse":
+        import orjson
+
+        from cds.fhir.bulk import export_files, iter_lines
+
+        start = time.perf_counter()
+        lines = 0
+        for path in export_files(export):
+            for line in iter_lines(path):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    orjson.loads(line)
+                lines += 1
+        return {"seconds": time.perf_counter() - start, "lines": lines}
+    engine, n = config.split("-")
+    with tempfile.TemporaryDirectory(prefix="bench-screen-") as out:
+        if engine == "local":
+            from cds.screen import screen_local
+
+            start = time.perf_counter()
+            result = screen_local(export, Path(out), NOW, processes=int(n), progress=False)
+            return {"seconds": time.perf_counter() - start, "patients": result.patients}
+        from cds.screen.spark import screen_spark, spark_session
+
+        t0 = time.perf_counter()
+        session = spark_session(f"local[{n}]")
+        start = time.perf_counter()
+        result = screen_spark(export, Path(out), NOW, spark=session)
+        seconds = time.perf_counter() - start
+        session.stop()
+        return {"seconds": seconds, "patients": result.patients, "session_start": start - t0}
+
+
+def _outer(export: Path, config: str) -> dict[str, object]:
+    cmd = [sys.executable, __file__, str(export), "--inner", config]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss(proc.pid))
+        time.sleep(0.1)
+    out = proc.stdout.read() if proc.stdout else b""
+    if proc.returncode != 0:
+        raise SystemExit(f"{config} failed with exit status {proc.returncode}")
+    res: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
+    res.update(config=config, export=str(export), peak_rss_mb=round(peak / 2**20))
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("exports", type=Path, nargs="+")
+    ap.add_argument("--configs", nargs="+", default=["parse", "local-1", "local-2", "spark-1", "spark-2"])
+    ap.add_argument("--inner", help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, help="append results as JSON lines to this file")
+    args = ap.parse_args()
+    if args.inner:
+        print(json.dumps(_inner(args.exports[0], args.inner)))
+        return
+    print(f"{'export':28} {'config':8} {'patients':>9} {'seconds':>9} {'patients/s':>11} {'x parse':>8} {'peak MB':>8}")
+    for export in args.exports:
+        parse_s = None
+        for config in args.configs:
+            res = _outer(export, config)
+            seconds = float(res["seconds"])  # type: ignore[arg-type]
+            if config == "parse":
+                parse_s = seconds
+                patients = (
+                    sum(1 for _ in (export / "Patient.ndjson").open()) if (export / "Patient.ndjson").exists() else 0
+                )
+                res["patients"] = patients or None
+            n = res.get("patients")
+            rate = f"{n / seconds:11,.0f}" if isinstance(n, int) and n else f"{'':>11}"
+            ratio = f"{seconds / parse_s:8.1f}" if parse_s and config != "parse" else f"{'':>8}"
+            extra = f"  (session start {res['session_start']:.1f} s)" if "session_start" in res else ""
+            print(
+                f"{export.name:28} {config:8} {n or '':>9} {seconds:9.1f} {rate} {ratio} {res['peak_rss_mb']:8}{extra}",
+                flush=True,
+            )
+            if args.json:
+                with args.json.open("a") as fh:
+                    fh.write(json.dumps(res) + "\n")
+
+
+if __name__ == "__main__":
+    main()

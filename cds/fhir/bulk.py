@@ -1,0 +1,183 @@
+"""Read a FHIR Bulk Data export (``$export``: one NDJSON file per resource type, optionally gzip) and group its
+resources by patient with bounded memory.
+
+Grouping is an on-disk hash partition: every line is parsed once, attributed to a patient (the Patient's own
+id, else the ``subject``/``patient`` reference) and appended, prefixed by that id, to one of ``buckets`` files
+chosen by a stable hash of the id. A bucket then holds every line of its patients and nothing else, so a
+consumer loads one bucket (a few tens of MB at most, see ``choose_buckets``) and groups it in memory. Memory
+is bounded by the bucket size, never by the export size; the input is read strictly sequentially.
+
+Lines that cannot be attributed are counted by file and reason, never fatal: ``not_json`` (not JSON or not
+UTF-8), ``not_object`` (JSON that is not an object), ``no_patient`` (a resource with no patient reference,
+e.g. a Practitioner). A resource without ``resourceType`` but with a patient reference stays with its patient:
+the record reader reports it there as a data-quality issue.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+import orjson
+
+NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
+BAD_REASONS = ("not_json", "not_object", "no_patient")
+TARGET_BUCKET_BYTES = 32 * 1024 * 1024
+GZIP_EXPANSION = 8  # estimate of uncompressed / compressed size for NDJSON FHIR
+_WRITE_BUFFER = 256 * 1024
+
+
+def export_files(export_dir: Path) -> list[Path]:
+    """The NDJSON files of an export directory, by name (the order every reader uses)."""
+    files = [p for p in export_dir.iterdir() if p.is_file() and p.name.endswith(NDJSON_SUFFIXES)]
+    return sorted(files, key=lambda p: p.name)
+
+
+def open_ndjson(path: Path) -> BinaryIO:
+    if path.name.endswith(".gz"):
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def iter_lines(path: Path) -> Iterator[bytes]:
+    """Non-blank lines of one NDJSON(.gz) file, without the line end."""
+    with open_ndjson(path) as fh:
+        for line in fh:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield line
+
+
+def _ref_id(value: Any) -> str | None:
+    """The patient id in a Reference to a Patient (relative, absolute or versioned), else None."""
+    if not isinstance(value, dict):
+        return None
+    ref = value.get("reference")
+    if not isinstance(ref, str) or not ref:
+        return None
+    parts = ref.rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[: parts.index("_history")]
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def patient_of(resource: dict[str, Any]) -> str | None:
+    """The id of the patient a resource belongs to: a Patient's own id, else its subject or patient."""
+    if resource.get("resourceType") == "Patient":
+        rid = resource.get("id")
+        return rid if isinstance(rid, str) and rid else None
+    for key in ("subject", "patient", "beneficiary"):
+        pid = _ref_id(resource.get(key))
+        if pid is not None:
+            return pid
+    return None
+
+
+def classify(line: bytes) -> tuple[str | None, str | None, bool]:
+    """(patient id, None, is a Patient resource) for a line that belongs to a patient, else
+    (None, reason, False) with a BAD_REASONS value."""
+    try:
+        doc = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None, "not_json", False
+    if not isinstance(doc, dict):
+        return None, "not_object", False
+    pid = patient_of(doc)
+    if pid is None or "\t" in pid or "\n" in pid:
+        return None, "no_patient", False
+    return pid, None, doc.get("resourceType") == "Patient"
+
+
+def bucket_of(pid: str, buckets: int) -> int:
+    return zlib.crc32(pid.encode("utf-8")) % buckets
+
+
+def estimated_bytes(files: Iterable[Path]) -> int:
+    return sum(p.stat().st_size * (GZIP_EXPANSION if p.name.endswith(".gz") else 1) for p in files)
+
+
+def choose_buckets(files: Iterable[Path], minimum: int = 16, maximum: int = 1024) -> int:
+    """About TARGET_BUCKET_BYTES of NDJSON per bucket; at least ``minimum`` for load balance."""
+    wanted = math.ceil(estimated_bytes(files) / TARGET_BUCKET_BYTES)
+    return max(minimum, min(maximum, wanted))
+
+
+@dataclass
+class FileStats:
+    """What partitioning one input file found."""
+
+    name: str
+    lines: int = 0
+    resources: int = 0
+    patients: int = 0  # Patient resources
+    bad: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "lines": self.lines,
+            "resources": self.resources,
+            "patients": self.patients,
+            "bad": dict(sorted(self.bad.items())),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FileStats:
+        return cls(doc["name"], doc["lines"], doc["resources"], doc["patients"], dict(doc["bad"]))
+
+
+def bucket_path(bucket_dir: Path, bucket: int, source: str) -> Path:
+    """Lines of one input file in one bucket: ``<bucket_dir>/b00042/<source>.tsv``."""
+    return bucket_dir / f"b{bucket:05d}" / f"{source}.tsv"
+
+
+def partition_file(path: Path, bucket_dir: Path, buckets: int) -> FileStats:
+    """Append every attributable line of ``path`` as ``<patient id>\\t<line>`` to its bucket's file."""
+    stats = FileStats(path.name)
+    source = path.name.split(".")[0]
+    writers: dict[int, IO[bytes]] = {}
+    try:
+        for line in iter_lines(path):
+            stats.lines += 1
+            pid, bad, is_patient = classify(line)
+            if pid is None:
+                reason = bad or "no_patient"
+                stats.bad[reason] = stats.bad.get(reason, 0) + 1
+                continue
+            stats.resources += 1
+            stats.patients += is_patient
+            b = bucket_of(pid, buckets)
+            fh = writers.get(b)
+            if fh is None:
+                target = bucket_path(bucket_dir, b, source)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fh = writers[b] = target.open("wb", buffering=_WRITE_BUFFER)
+            fh.write(pid.encode("utf-8") + b"\t" + line + b"\n")
+    finally:
+        for fh in writers.values():
+            fh.close()
+    return stats
+
+
+def read_bucket(bucket: Path) -> Iterator[tuple[str, list[bytes]]]:
+    """The patients of one bucket directory in id order, each with its lines (in no defined order)."""
+    groups: dict[str, list[bytes]] = {}
+    for part in sorted(bucket.glob("*.tsv")):
+        with part.open("rb") as fh:
+            for row in fh:
+                key, _, line = row.rstrip(b"\n").partition(b"\t")
+                groups.setdefault(key.decode("utf-8"), []).append(line)
+    for pid in sorted(groups):
+        yield pid, groups.pop(pid)
+
+
+def parse_lines(lines: Iterable[bytes]) -> list[Any]:
+    """The resources of one patient's lines (already known to be JSON objects)."""
+    return [orjson.loads(line) for line in lines]

@@ -1,0 +1,182 @@
+"""Screen a bulk export on one machine: partition by patient on disk, evaluate buckets in a process pool,
+merge the sorted buckets into the table. Resumable (see cds.screen.workdir); memory bounded by one bucket
+per process plus the merge (one row per bucket)."""
+
+from __future__ import annotations
+
+import heapq
+import multiprocessing as mp
+import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from cds.fhir.bulk import FileStats, choose_buckets, export_files, partition_file, read_bucket
+from cds.knowledge import cached_knowledge
+from cds.screen.output import write_table
+from cds.screen.progress import make_progress
+from cds.screen.summary import SummaryBuilder
+from cds.screen.workdir import Manifest, WorkDir, fingerprint, finish_bucket, iter_rows, recover_journal
+from cds.screen.worker import evaluate_patient
+
+SUMMARY_NAME = "summary.json"
+
+
+@dataclass
+class ScreenResult:
+    complete: bool
+    patients: int  # rows in the table (complete runs) or evaluated so far
+    evaluated_now: int  # patients evaluated by this invocation
+    report: dict[str, Any] | None
+
+
+# -- worker side (module globals set once per process by _init) ---------------------------------------------
+_STATE: dict[str, Any] = {}
+
+
+def _init(work_root: str, now: str, counter: Any, limit: int | None) -> None:
+    _STATE.update(work=WorkDir(Path(work_root).parent), now=date.fromisoformat(now), counter=counter, limit=limit)
+
+
+def _partition(args: tuple[str, str, int]) -> FileStats:
+    path, bucket_dir, buckets = args
+    return partition_file(Path(path), Path(bucket_dir), buckets)
+
+
+def _reserve() -> bool:
+    """Count one more patient for this run; False once the run's limit (a test/ops hook) is reached."""
+    counter, limit = _STATE["counter"], _STATE["limit"]
+    with counter.get_lock():
+        if limit is not None and counter.value >= limit:
+            return False
+        counter.value += 1
+        return True
+
+
+def _screen_bucket(b: int) -> bool:
+    """Evaluate the patients of bucket b not yet in its journal; True when the bucket is complete."""
+    work: WorkDir = _STATE["work"]
+    journal, done = work.journal(b), work.done(b)
+    if done.exists():
+        return True
+    seen = recover_journal(journal)
+    bucket = work.bucket_dir(b)
+    with journal.open("ab") as fh:
+        for pid, lines in read_bucket(bucket) if bucket.exists() else iter(()):
+            if pid in seen:
+                continue
+            if not _reserve():
+                return False
+            fh.write(orjson.dumps(evaluate_patient(pid, lines, _STATE["now"])) + b"\n")
+            fh.flush()  # the checkpoint: once this line is written the patient is never evaluated again
+    finish_bucket(journal, done)
+    return True
+
+
+# -- driver side --------------------------------------------------------------------------------------------
+def _prepare(
+    export_dir: Path, work: WorkDir, now: date, buckets: int | None, pool: ProcessPoolExecutor | None
+) -> Manifest:
+    files = export_files(export_dir)
+    if not files:
+        raise FileNotFoundError(f"no .ndjson or .ndjson.gz files in {export_dir}")
+    wanted = Manifest(
+        fingerprint(files), now.isoformat(), cached_knowledge().version, buckets or choose_buckets(files), []
+    )
+    have = work.load_manifest()
+    if have is not None and have.same_run(wanted):
+        return have
+    work.clear()
+    work.buckets.mkdir(parents=True)
+    work.rows.mkdir(parents=True)
+    tasks = [(str(p), str(work.buckets), wanted.buckets) for p in files]
+    # biggest files first, so the pool stays busy to the end
+    tasks.sort(key=lambda t: -Path(t[0]).stat().st_size)
+    stats = list(pool.map(_partition, tasks)) if pool else [_partition(t) for t in tasks]
+    wanted.files = sorted(stats, key=lambda s: s.name)
+    work.save_manifest(wanted)
+    return wanted
+
+
+def _merge(work: WorkDir, buckets: int) -> Any:
+    streams = [iter_rows(work.done(b)) for b in range(buckets)]
+    return heapq.merge(*streams, key=lambda r: r["patient_id"])
+
+
+def screen_local(
+    export_dir: Path,
+    out_dir: Path,
+    now: date,
+    *,
+    processes: int | None = None,
+    buckets: int | None = None,
+    limit: int | None = None,
+    fresh: bool = False,
+    progress: bool = True,
+    console: Console | None = None,
+) -> ScreenResult:
+    """Screen every patient of the export into ``out_dir`` (screening.parquet, screening.csv, summary.json).
+
+    ``limit`` stops after that many patients evaluated by this call, leaving the run to be resumed (the
+    same call without ``limit``); ``fresh`` discards an earlier unfinished run instead of resuming it."""
+    processes = processes or os.cpu_count() or 1
+    work = WorkDir(out_dir)
+    if fresh:
+        work.clear()
+    ctx = mp.get_context("fork")
+    counter = ctx.Value("q", 0)
+    init_args = (str(work.root), now.isoformat(), counter, limit)
+    pool = (
+        ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init, initargs=init_args) if processes > 1 else None
+    )
+    _init(*init_args)
+    try:
+        manifest = _prepare(export_dir, work, now, buckets, pool)
+        pending = [b for b in range(manifest.buckets) if not work.done(b).exists()]
+        already = work.count_rows(manifest.buckets)
+        with make_progress(console, progress) as bar:
+            task = bar.add_task("screening", total=max(manifest.patients, already), completed=already)
+            if pool is None:
+                complete = True
+                for b in pending:
+                    complete = _screen_bucket(b)
+                    bar.update(task, completed=already + counter.value)
+                    if not complete:
+                        break
+            else:
+                # A worker killed by a signal (OOM, an engine crash) breaks the pool: the run stops with
+                # BrokenProcessPool instead of hanging, and the next run resumes from the journals.
+                futures = {pool.submit(_screen_bucket, b) for b in pending}
+                complete = True
+                while futures:
+                    done, futures = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
+                    complete = all([f.result() for f in done]) and complete
+                    bar.update(task, completed=already + counter.value)
+            bar.update(task, completed=already + counter.value)
+    except BrokenProcessPool:
+        raise RuntimeError("a screening worker process died; run again to resume from the checkpoint") from None
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+    evaluated = int(counter.value)
+    if not complete:
+        return ScreenResult(False, already + evaluated, evaluated, None)
+    summary = SummaryBuilder()
+    n = write_table(_merge(work, manifest.buckets), out_dir, summary)
+    report = summary.report(manifest.files, "local")
+    report["processes"] = processes
+    write_summary(out_dir, report)
+    work.clear()
+    return ScreenResult(True, n, evaluated, report)
+
+
+def write_summary(out_dir: Path, report: dict[str, Any]) -> None:
+    tmp = out_dir / f".{SUMMARY_NAME}.tmp"
+    tmp.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, out_dir / SUMMARY_NAME)

@@ -1,0 +1,99 @@
+"""The summary report of a screening run: counts and distributions over the rows, and what the input held."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cds.fhir.bulk import FileStats
+from cds.screen.row import Row
+
+
+def _top(counter: Counter[str], n: int = 10) -> dict[str, int]:
+    return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
+
+
+@dataclass
+class SummaryBuilder:
+    patients: int = 0
+    evaluated: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    trd_status: Counter[str] = field(default_factory=Counter)
+    failed_adequate_trials: Counter[str] = field(default_factory=Counter)
+    confounder_flags: Counter[str] = field(default_factory=Counter)
+    safety_flags: Counter[str] = field(default_factory=Counter)
+    top_options: Counter[str] = field(default_factory=Counter)
+    data_quality: Counter[str] = field(default_factory=Counter)
+
+    def add(self, row: Row) -> None:
+        self.patients += 1
+        if not row["evaluated"]:
+            self.errors[str(row["error"]).split(":")[0]] += 1
+            return
+        self.evaluated += 1
+        self.trd_status[row["trd_status"]] += 1
+        self.failed_adequate_trials[str(row["failed_adequate_trials"])] += 1
+        self.confounder_flags.update(row["confounder_flags"])
+        self.safety_flags.update(row["safety_flags"])
+        self.top_options.update(row["top_options"][:1])
+        self.data_quality.update(row["data_quality"])
+
+    def report(self, files: list[FileStats], engine: str) -> dict[str, Any]:
+        bad: Counter[str] = Counter()
+        for f in files:
+            bad.update(f.bad)
+        return {
+            "engine": engine,
+            "patients": self.patients,
+            "evaluated": self.evaluated,
+            "not_evaluated": dict(sorted(self.errors.items())),
+            "trd_status": dict(sorted(self.trd_status.items())),
+            "failed_adequate_trials": dict(sorted(self.failed_adequate_trials.items(), key=lambda kv: int(kv[0]))),
+            "confounder_flags": _top(self.confounder_flags),
+            "safety_flags": _top(self.safety_flags),
+            "first_option": _top(self.top_options),
+            "data_quality": _top(self.data_quality, 50),
+            "input": {
+                "lines": sum(f.lines for f in files),
+                "resources": sum(f.resources for f in files),
+                "patient_resources": sum(f.patients for f in files),
+                "bad_lines": dict(sorted(bad.items())),
+                "files": [f.to_json() for f in files],
+            },
+        }
+
+
+def _table(title: str, values: dict[str, int], total: int | None = None) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    for key, n in values.items():
+        share = f"{100 * n / total:5.1f} %" if total else ""
+        table.add_row(key, f"{n:,}", share)
+    return table
+
+
+def render_summary(report: dict[str, Any], console: Console) -> None:
+    inp = report["input"]
+    console.print(
+        f"[bold]{report['patients']:,}[/bold] patients screened ({report['engine']}), "
+        f"{report['evaluated']:,} evaluated; input: {inp['lines']:,} lines, {inp['resources']:,} resources"
+    )
+    if report["not_evaluated"]:
+        console.print(_table("Not evaluated", report["not_evaluated"], report["patients"]))
+    console.print(_table("TRD status", report["trd_status"], report["evaluated"]))
+    console.print(_table("Failed adequate trials", report["failed_adequate_trials"], report["evaluated"]))
+    for key, title in (
+        ("confounder_flags", "Confounder flags"),
+        ("safety_flags", "Safety flags"),
+        ("first_option", "First next-step option"),
+    ):
+        if report[key]:
+            console.print(_table(title, report[key], report["evaluated"]))
+    if report["data_quality"]:
+        console.print(_table("Data-quality issues (all patients)", dict(list(report["data_quality"].items())[:10])))
+    bad = {f"{f['name']}: {reason}": n for f in inp["files"] for reason, n in f["bad"].items()}
+    if bad:
+        console.print(_table("Input lines skipped (not attributable to a patient)", bad))

@@ -1,0 +1,42 @@
+"""Evaluate one patient's bulk-export lines into a screening row. Shared by the local runner and Spark.
+
+Each process holds exactly one Evaluator, built on first use inside that process (after fork, never
+inherited): a local pool worker or a Spark Python worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+
+from cds.errors import CdsError
+from cds.evaluation import Evaluator
+from cds.fhir.bulk import parse_lines
+from cds.screen.row import Row, error_row, row_from_evaluation
+
+_EVALUATOR: Evaluator | None = None
+_EVALUATOR_PID: int | None = None
+
+
+def evaluator() -> Evaluator:
+    """This process's Evaluator (rebuilt if the process was forked from one that already had one)."""
+    import os
+
+    global _EVALUATOR, _EVALUATOR_PID
+    if _EVALUATOR is None or os.getpid() != _EVALUATOR_PID:
+        _EVALUATOR, _EVALUATOR_PID = Evaluator(), os.getpid()
+    return _EVALUATOR
+
+
+def evaluate_patient(patient_id: str, lines: Iterable[bytes], now: date) -> Row:
+    """One row; an input the engine cannot use, or an engine failure, gives an error row, never an exception."""
+    ev = evaluator()
+    # Sorted by content: the engine sees the same order whatever the partitioning or shuffle order was.
+    ordered = sorted(lines)
+    try:
+        return row_from_evaluation(patient_id, ev.evaluate_resources(parse_lines(ordered), now))
+    except CdsError as exc:
+        message = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # a bug for one patient must not stop a population run; it is reported per row
+        message = f"internal {type(exc).__name__}: {exc}"
+    return error_row(patient_id, message, ev.knowledge.version, now.isoformat())

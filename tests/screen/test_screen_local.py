@@ -1,0 +1,66 @@
+"""Local screening: one row per patient, 1 and 2 processes agree, gzip input, malformed lines counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pyarrow.parquet as pq
+from screen_helpers import N_PATIENTS, NOW, read_bytes
+
+from cds.screen import COLUMNS, screen_local
+
+
+def test_one_row_per_patient_sorted(reference_run: Path) -> None:
+    table = pq.read_table(reference_run / "screening.parquet")
+    assert table.column_names == list(COLUMNS)
+    ids = table.column("patient_id").to_pylist()
+    assert len(ids) == N_PATIENTS == len(set(ids))
+    assert ids == sorted(ids)
+    rows = table.to_pylist()
+    assert all(r["evaluated"] for r in rows)
+    assert {r["trd_status"] for r in rows} <= {"meets", "does_not_meet", "insufficient_data"}
+    assert all(r["knowledge_version"] and r["now"] == NOW.isoformat() for r in rows)
+    assert not (reference_run / "_work").exists()  # a finished run leaves no work files
+
+
+def test_csv_matches_parquet(reference_run: Path) -> None:
+    lines = (reference_run / "screening.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(COLUMNS)
+    assert len(lines) == N_PATIENTS + 1
+
+
+def test_two_processes_identical(export_dir: Path, reference_run: Path, tmp_path: Path) -> None:
+    result = screen_local(export_dir, tmp_path, NOW, processes=2, buckets=7, progress=False)
+    assert result.complete and result.patients == N_PATIENTS
+    assert read_bytes(tmp_path) == read_bytes(reference_run)
+
+
+def test_gzip_input_identical(export_gz: Path, reference_run: Path, tmp_path: Path) -> None:
+    assert all(p.name.endswith(".ndjson.gz") for p in export_gz.iterdir())
+    screen_local(export_gz, tmp_path, NOW, processes=2, progress=False)
+    assert read_bytes(tmp_path) == read_bytes(reference_run)
+
+
+def test_malformed_lines_counted_not_fatal(reference_run: Path) -> None:
+    report = orjson.loads((reference_run / "summary.json").read_bytes())
+    bad = report["input"]["bad_lines"]
+    assert bad.get("not_json", 0) > 0 and sum(bad.values()) > 3
+    assert report["patients"] == report["evaluated"] == N_PATIENTS
+    assert sum(report["trd_status"].values()) == N_PATIENTS
+    per_file = {f["name"]: f for f in report["input"]["files"]}
+    assert per_file["Patient.ndjson"]["patients"] == N_PATIENTS
+
+
+def test_patient_without_usable_resources_gets_an_error_row(tmp_path: Path) -> None:
+    export, out = tmp_path / "export", tmp_path / "out"
+    export.mkdir()
+    (export / "Observation.ndjson").write_bytes(
+        b'{"subject": {"reference": "Patient/p1"}, "id": "o1"}\n'  # no resourceType: nothing usable
+        b'{"resourceType": "Patient", "id": "p2"}\n'
+    )
+    result = screen_local(export, out, NOW, processes=1, progress=False)
+    rows = {r["patient_id"]: r for r in pq.read_table(out / "screening.parquet").to_pylist()}
+    assert result.complete and set(rows) == {"p1", "p2"}
+    assert rows["p1"]["evaluated"] is False and "InputError" in rows["p1"]["error"]
+    assert rows["p2"]["evaluated"] is True
