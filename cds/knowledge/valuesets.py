@@ -27,6 +27,9 @@ class ValueSetIndex:
         self.members: dict[str, frozenset[str]] = {}
         self.prefixes: dict[str, tuple[str, ...]] = {}
         self.urls: dict[str, str] = {}
+        self._by_code: dict[str, set[str]] = {}
+        self._by_prefix: dict[str, set[str]] = {}
+        self._cache: dict[str, frozenset[str]] = {}
         if not directory.is_dir():
             return
         for path in sorted(directory.glob("*.json")):
@@ -62,6 +65,32 @@ class ValueSetIndex:
         return False
 
     def matching(self, keys: Iterable[str], candidates: Iterable[str]) -> tuple[str, ...]:
-        """Which of the candidate value sets contain any of the codes."""
-        codes = list(keys)
-        return tuple(vid for vid in candidates if self.contains_any(vid, codes))
+        """Which of the candidate value sets contain any of the codes (in the candidates' order)."""
+        hits: set[str] = set()
+        for key in keys:
+            hits |= self._sets_of(key)
+        return tuple(vid for vid in candidates if vid in hits)
+
+    def _sets_of(self, key: str) -> frozenset[str]:
+        """Every value set that holds one code, exactly or below an ICD-10 category; cached (records repeat codes)."""
+        cached = self._cache.get(key)
+        if cached is None:
+            if not self._by_code:
+                for vid, members in self.members.items():
+                    for member in members:
+                        self._by_code.setdefault(member, set()).add(vid)
+                for vid, prefixes in self.prefixes.items():
+                    for prefix in prefixes:
+                        self._by_prefix.setdefault(prefix, set()).add(vid)
+            system, _, code = key.partition("|")
+            norm = normalise(system, code)
+            found = set(self._by_code.get(norm, ()))
+            if self._by_prefix:
+                head = norm.split("|", 1)[0] + "|"
+                body = norm[len(head) :]
+                for n in range(1, len(body) + 1):
+                    found |= self._by_prefix.get(head + body[:n], set())
+            cached = frozenset(found)
+            if len(self._cache) < 100_000:
+                self._cache[key] = cached
+        return cached
