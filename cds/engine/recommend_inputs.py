@@ -74,7 +74,11 @@ def recommend_views(
             "adequate_psychotherapy": bool(adequate_psychotherapy),
             "last_outcome": last.outcome.outcome if last else None,
             "last_failed": bool(last and last.id in failed_ids),
-            "last_intolerant": bool(last and last.outcome.outcome == "intolerance"),
+            # Stopped for an adverse effect counts as intolerance here even after an adequate trial: it is what
+            # makes a switch preferable to an augmentation (CANMAT 2023 Figure 7.1).
+            "last_intolerant": bool(
+                last and (last.outcome.outcome == "intolerance" or last.stopped_for_adverse_effect)
+            ),
             "ect_failed": any(c.kind == "ect" and c.outcome.outcome in _FAILED for c in facts.courses),
         },
         {

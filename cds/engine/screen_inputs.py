@@ -90,13 +90,21 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
             display.update(date=lab.date.isoformat(), range=_range_text(lab))
         views.add(view, display, (lab.ref,) if lab else ())
     recent = now - timedelta(days=cfg["medication_recent_days"])
+    default_washout = cfg["maoi_washout_days"]
+    washouts = {
+        d.ingredient: d.serotonergic_washout_days.value
+        for d in knowledge.catalog.drugs.values()
+        if d.serotonergic_washout_days is not None
+    }
+    # Medications stopped longer ago than `recent` still matter while their washout lasts (MAOI interactions).
+    window = now - timedelta(days=max([cfg["medication_recent_days"], default_washout, *washouts.values()]))
     for i, e in enumerate(record.exposures):
         if e.start is None:
             continue
         end = e.end or (now if e.open_ended else None)
         current = e.open_ended or (end is not None and end >= recent)
-        if not current:
-            continue  # screen rules are about what the patient takes now (or stopped within the window)
+        if not (e.open_ended or (end is not None and end >= window)):
+            continue  # screen rules are about what the patient takes now, or stopped within a washout
         views.add(
             {
                 "type": "medication",
@@ -106,6 +114,7 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
                 "role": e.role,
                 "current": current,
                 "proposed": e.proposed,
+                "washout_days": washouts.get(e.ingredient, default_washout),
                 "dose_mg": e.daily_dose_mg,
                 "min_adequate_dose_mg": _dose_limit(knowledge, e.ingredient, e.formulation, "min"),
                 "label_max_dose_mg": _dose_limit(knowledge, e.ingredient, e.formulation, "max"),

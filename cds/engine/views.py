@@ -66,6 +66,7 @@ FACT_SCHEMA: dict[str, FactType] = {
             "response_lost": BOOL,
             "stopped_for_adverse_effect": BOOL,
             "augmentation_count": NUM,
+            "added_to": STR,
         },
     ),
     "excluded_exposure": FactType(
@@ -148,6 +149,7 @@ FACT_SCHEMA: dict[str, FactType] = {
             "role": STR,
             "current": BOOL,
             "proposed": BOOL,
+            "washout_days": NUM,
             "dose_mg": NUM,
             "min_adequate_dose_mg": NUM,
             "label_max_dose_mg": NUM,
@@ -277,6 +279,7 @@ def trial_view(t: Trial) -> dict[str, Any]:
         "response_lost": t.outcome.response_lost,
         "stopped_for_adverse_effect": t.stopped_for_adverse_effect,
         "augmentation_count": len(t.augmentations),
+        "added_to": t.added_to,
     }
 
 
@@ -352,7 +355,9 @@ def trd_summary(facts: FactSet, result: StageResult) -> Views:
     failed_ingredients = {t.ingredient for t in failed_trials_}
     possible = [
         t
-        for t in per_ingredient([t for t in in_episode if t.ingredient not in failed_ingredients])
+        for t in per_ingredient(
+            [t for t in in_episode if t.ingredient not in failed_ingredients and t.added_to is None]
+        )
         if (
             (
                 adequacy.get(t.id, "unknown") == "unknown"

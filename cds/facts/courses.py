@@ -70,6 +70,7 @@ def mark_optimisations(trials: Sequence[Trial], knowledge: Knowledge) -> list[Tr
     overlap_min = knowledge.config["combination_min_overlap_days"]
     gap = timedelta(days=knowledge.config["trial_gap_days"])
     out: list[Trial] = []
+    added: dict[str, str] = {}  # trial id -> the ingredient it was combined with
     for t in trials:
         known = [s.daily_dose_mg for s in t.dose_steps if s.daily_dose_mg is not None]
         increased = any(later > min(known[:i]) for i, later in enumerate(known) if i > 0)
@@ -81,8 +82,11 @@ def mark_optimisations(trials: Sequence[Trial], knowledge: Knowledge) -> list[Tr
                 overlap = (min(t.end, other.end) - max(t.start, other.start)).days + 1
                 if overlap >= overlap_min and other.end <= t.end + gap:
                     combined.append(other.ingredient)
+                    added.setdefault(other.id, t.ingredient)
         out.append(t.model_copy(update={"dose_increased": increased, "combined_with": tuple(sorted(set(combined)))}))
-    return out
+    # A combination partner is part of the trial it was added to (MGH +0.5, Maudsley augmentation), not a trial
+    # of its own: only a switch (the first drug stopped, the second continued alone) makes a new trial (§3.2, §3.6).
+    return [t.model_copy(update={"added_to": added[t.id]}) if t.id in added else t for t in out]
 
 
 def baseline_severity(scores: Sequence[Score], episode: Episode, knowledge: Knowledge) -> BaselineSeverity | None:

@@ -197,6 +197,7 @@ class Trial(Fact):
     supply_based: bool = False  # every exposure is a pharmacy dispense: gaps are evidence about adherence
     dose_increased: bool = False  # a later documented dose above an earlier one (MGH dose optimisation)
     combined_with: tuple[str, ...] = ()  # other antidepressants added during this trial (MGH combination)
+    added_to: str | None = None  # this trial was a second antidepressant added to that one: not a trial of its own
     dose_steps: tuple[DoseStep, ...] = ()
     dose_records: tuple[DoseRecord, ...] = ()
     augmentations: tuple[Augmentation, ...] = ()

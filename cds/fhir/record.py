@@ -340,7 +340,10 @@ class RecordReader:
     # -- allergies ----------------------------------------------------------------------------------
     def _reactions(self, res: Resource, ref: str, resolver: MedicationResolver) -> list[AdverseReaction]:
         verification = [c for _, c, _ in codings(res.get("verificationStatus"))]
-        if any(v in _DISCARD_VERIFICATION for v in verification):
+        clinical = [c for _, c, _ in codings(res.get("clinicalStatus"))]
+        if any(v in _DISCARD_VERIFICATION for v in verification) or any(
+            c in ("inactive", "resolved") for c in clinical
+        ):
             return []
         resolved = resolver.from_concept(res.get("code"))
         category = as_str(res.get("type")) or "unknown"

@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.background import BackgroundTask
 
-from cds.evaluation import Evaluator
+from cds.engine.reload import RulesetManager
 from cds.hooks.dev_fhir import create_dev_fhir_app
 from cds.hooks.discovery import SERVICES_BY_ID, discovery_document
 from cds.hooks.errors import BadRequest, HookError, UnknownService
@@ -126,8 +126,11 @@ def _build_runtime(settings: HookSettings) -> Runtime:
             return await memory.remember(key, expires_at)
         return await anyio.to_thread.run_sync(store.remember_jti, key, expires_at)
 
+    rules = RulesetManager(on_error=lambda e: log.error("rules reload rejected, previous rules stay in service: %s", e))
+    if settings.rules_reload_seconds > 0:
+        rules.start(interval=settings.rules_reload_seconds)  # re-validated and swapped atomically on change
     service = HookService(
-        Evaluator(),
+        rules,
         PrefetchResolver(FhirClient(http, settings.fhir_max_pages), settings.fhir_timeout_seconds * 2),
         settings,
         catalog,

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cds.engine.reload import RulesetManager
 from cds.errors import InputError
-from cds.evaluation import Evaluation, Evaluator
+from cds.evaluation import Evaluation
 from cds.findings import Finding
 from cds.hooks.cards import card_uuid, cards_for, notice_card
 from cds.hooks.discovery import ServiceSpec
@@ -40,15 +41,15 @@ def _findings_for(
 
 class HookService:
     def __init__(
-        self, evaluator: Evaluator, prefetch: PrefetchResolver, settings: HookSettings, catalog: RuleCatalog
+        self, rules: RulesetManager, prefetch: PrefetchResolver, settings: HookSettings, catalog: RuleCatalog
     ) -> None:
-        self.evaluator = evaluator
+        self.rules = rules  # hot-reloadable: each request leases the ruleset in service
         self.prefetch = prefetch
         self.settings = settings
         self.catalog = catalog
 
     async def answer(self, spec: ServiceSpec, request: HookRequest) -> HookAnswer:
-        scope = order_scope(spec, request.context, self.evaluator.knowledge)
+        scope = order_scope(spec, request.context, self.rules.current().knowledge)
         if spec.order_scope != "none" and not scope.relevant:
             return HookAnswer({"cards": []}, ())  # no order we have rules for: nothing to fetch or say
         data = await self.prefetch.resolve(spec, request)
@@ -60,7 +61,8 @@ class HookService:
         findings: list[Finding] = []
         try:
             # CPU-bound and short: run inline. A thread would only add GIL hand-offs; workers scale with processes.
-            evaluation = self.evaluator.evaluate_resources(resources, today)
+            with self.rules.lease() as evaluator:
+                evaluation = evaluator.evaluate_resources(resources, today)
             findings = _findings_for(spec, evaluation, scope, self.settings)
         except InputError:
             log.info("nothing usable in the record for hookInstance %s", request.hook_instance)

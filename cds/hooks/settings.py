@@ -60,6 +60,9 @@ class HookSettings(BaseSettings):
     clock_skew_seconds: int = 60
     max_token_lifetime_seconds: int = 3600
     jti_cache: Literal["database", "memory"] = "database"
+    rules_reload_seconds: float = Field(
+        default=5.0, description="How often rule files are checked for changes (hot reload); 0 turns it off"
+    )
     issued_cards_flush_seconds: float = 2.0  # issued cards (uuid -> rule, for the report) are written in batches
     feedback_db_url: str = "sqlite:///cds-hooks-feedback.sqlite3"
     cors_origins: tuple[str, ...] = ("*",)

@@ -81,6 +81,7 @@ class Drug(_Frozen):
     usual_range_mg: UsualRange | None = None
     formulation_doses: tuple[FormulationDoses, ...] = ()
     non_antidepressant_dose_max_mg: SourcedValue | None = None
+    serotonergic_washout_days: SourcedValue | None = None  # before an MAOI may start, when longer than the default
     salt_equivalence: tuple[SaltEquivalence, ...] = ()
     dose_unit: str = "mg/day"
     route: str | None = None
