@@ -11,9 +11,11 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from cds.fhir.orders import order_template
 from cds.findings import Finding
 from cds.hooks.rule_docs import FINDING_SYSTEM, RuleCatalog
 from cds.hooks.settings import HookSettings
+from cds.knowledge import Knowledge
 
 Json = dict[str, Any]
 CARD_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, FINDING_SYSTEM)
@@ -55,23 +57,22 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def order_templates(finding: Finding) -> Sequence[Any]:
-    """The FHIR order templates a finding proposes (next-step options). Findings do not carry them yet:
-    this returns () until the Finding gains an `order_templates` (or `suggestions`) attribute."""
-    for name in ("order_templates", "suggestions"):
-        value = getattr(finding, name, None)
-        if value:
-            return tuple(value)
+def order_templates(finding: Finding, patient: str = "", knowledge: Knowledge | None = None) -> Sequence[Any]:
+    """The FHIR order templates a finding proposes (next-step options): its `proposal` rendered by
+    cds.fhir.orders (a draft MedicationRequest or ServiceRequest)."""
+    if finding.proposal and knowledge is not None:
+        template = order_template(finding.proposal, f"Patient/{patient}" if patient else None, knowledge)
+        return (template,) if template else ()
     return ()
 
 
-def suggestions_for(finding: Finding, card_id: str, patient: str) -> list[Json]:
+def suggestions_for(finding: Finding, card_id: str, patient: str, knowledge: Knowledge | None = None) -> list[Json]:
     """Card suggestions from the finding's order templates; [] when there is nothing to suggest.
 
     A template may be a FHIR resource (dict) or an object/dict with `label`, `description` and `resource`.
     Each becomes one suggestion with a single `create` action for that resource (status draft, subject set)."""
     suggestions: list[Json] = []
-    for i, template in enumerate(order_templates(finding)):
+    for i, template in enumerate(order_templates(finding, patient, knowledge)):
         item: Mapping[str, Any] = template if isinstance(template, Mapping) else getattr(template, "__dict__", {}) or {}
         if hasattr(template, "model_dump"):
             item = template.model_dump()
@@ -93,7 +94,9 @@ def suggestions_for(finding: Finding, card_id: str, patient: str) -> list[Json]:
     return suggestions
 
 
-def finding_card(finding: Finding, patient: str, settings: HookSettings, catalog: RuleCatalog) -> Json:
+def finding_card(
+    finding: Finding, patient: str, settings: HookSettings, catalog: RuleCatalog, knowledge: Knowledge | None = None
+) -> Json:
     card_id = card_uuid(patient, finding)
     topic: Json = {"system": FINDING_SYSTEM, "code": finding.code}
     if finding.code in catalog.finding_displays:
@@ -109,7 +112,7 @@ def finding_card(finding: Finding, patient: str, settings: HookSettings, catalog
         "detail": detail_markdown(finding),
         "source": source,
     }
-    suggestions = suggestions_for(finding, card_id, patient)
+    suggestions = suggestions_for(finding, card_id, patient, knowledge)
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
@@ -136,7 +139,13 @@ def notice_card(summary: str, detail: str, patient: str, settings: HookSettings)
     }
 
 
-def cards_for(findings: Iterable[Finding], patient: str, settings: HookSettings, catalog: RuleCatalog) -> list[Json]:
+def cards_for(
+    findings: Iterable[Finding],
+    patient: str,
+    settings: HookSettings,
+    catalog: RuleCatalog,
+    knowledge: Knowledge | None = None,
+) -> list[Json]:
     """Ordered by indicator (critical first), then rule and subject; one card per (patient, rule, subject)."""
     ordered = sorted(findings, key=lambda f: (INDICATOR_ORDER.get(f.indicator, 9), f.rule, f.subject or ""))
     seen: set[str] = set()
@@ -146,5 +155,5 @@ def cards_for(findings: Iterable[Finding], patient: str, settings: HookSettings,
         if uid in seen:
             continue
         seen.add(uid)
-        cards.append(finding_card(finding, patient, settings, catalog))
+        cards.append(finding_card(finding, patient, settings, catalog, knowledge))
     return cards

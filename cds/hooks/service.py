@@ -19,6 +19,7 @@ from cds.hooks.prefetch import PrefetchResolver
 from cds.hooks.requests import HookRequest
 from cds.hooks.rule_docs import RuleCatalog
 from cds.hooks.settings import HookSettings
+from cds.knowledge import Knowledge
 
 log = logging.getLogger("cds.hooks.service")
 Json = dict[str, Any]
@@ -59,14 +60,16 @@ class HookService:
         patient = request.patient_id
         today = date.today()  # the service is the edge: below it, `now` is always an argument
         findings: list[Finding] = []
+        knowledge: Knowledge | None = None
         try:
             # CPU-bound and short: run inline. A thread would only add GIL hand-offs; workers scale with processes.
             with self.rules.lease() as evaluator:
                 evaluation = evaluator.evaluate_resources(resources, today)
+                knowledge = evaluator.knowledge
             findings = _findings_for(spec, evaluation, scope, self.settings)
         except InputError:
             log.info("nothing usable in the record for hookInstance %s", request.hook_instance)
-        cards = cards_for(findings, patient, self.settings, self.catalog)
+        cards = cards_for(findings, patient, self.settings, self.catalog, knowledge)
         if data.problems:
             keys = ", ".join(sorted(data.problems))
             detail = "\n".join(f"- `{key}`: {problem}" for key, problem in sorted(data.problems.items()))

@@ -73,19 +73,25 @@ def test_order_and_dedupe() -> None:
     assert [c["links"][0]["label"].split()[1] for c in cards] == ["z.rule", "c.rule", "a.rule", "b.rule"]
 
 
-class _WithTemplates(Finding):
-    order_templates: tuple[dict[str, Any], ...] = ()
+def test_suggestions_from_a_next_step_proposal() -> None:
+    from fhir.resources.R4B import get_fhir_model_class
 
+    from cds.knowledge import cached_knowledge
 
-def test_suggestions_hook() -> None:
     plain = _finding()
     assert order_templates(plain) == () and suggestions_for(plain, card_uuid("p", plain), "p") == []
-    template = {"resourceType": "ServiceRequest", "code": {"text": "rTMS referral"}, "intent": "proposal"}
-    rich = _WithTemplates(**plain.model_dump(), order_templates=({"label": "Refer for rTMS", "resource": template},))
-    (card,) = cards_for([rich], "p", SETTINGS, rule_catalog())
+    option = plain.model_copy(update={"proposal": {"kind": "medication", "ingredient": "aripiprazole"}})
+    (card,) = cards_for([option], "p", SETTINGS, rule_catalog(), cached_knowledge())
     assert card["selectionBehavior"] == "at-most-one"
     (suggestion,) = card["suggestions"]
-    assert suggestion["label"] == "Refer for rTMS" and suggestion["uuid"]
+    assert suggestion["label"] and suggestion["uuid"]
     (action,) = suggestion["actions"]
     assert action["type"] == "create" and action["description"]
-    assert action["resource"]["subject"] == {"reference": "Patient/p"} and action["resource"]["status"] == "draft"
+    resource = action["resource"]
+    assert resource["resourceType"] == "MedicationRequest" and resource["status"] == "draft"
+    assert resource["subject"] == {"reference": "Patient/p"}
+    assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 2  # CANMAT low end
+    get_fhir_model_class("MedicationRequest").model_validate(resource)
+    service = plain.model_copy(update={"proposal": {"kind": "service", "service": "rtms"}})
+    (card,) = cards_for([service], "p", SETTINGS, rule_catalog(), cached_knowledge())
+    assert card["suggestions"][0]["actions"][0]["resource"]["resourceType"] == "ServiceRequest"
