@@ -99,7 +99,12 @@ def test_four_failures_in_recurrent_depression_show_vns(ev: Evaluator) -> None:
 
 def test_failed_augmentation_is_not_offered_again(ev: Evaluator) -> None:
     aripiprazole = statement("ar", "89013", "2025-04-01", "2025-06-15", mg=5)
-    result = ev.evaluate_bytes(bundle(*trd_history(), aripiprazole), NOW)
+    current = [
+        statement("cur", VENLAFAXINE, "2025-07-01", None, mg=225, status="active"),
+        phq9("cb", "2025-06-20", 17),
+        phq9("ce", "2026-01-10", 16),
+    ]
+    result = ev.evaluate_bytes(bundle(*trd_history(), aripiprazole, *current), NOW)
     offered = [
         f.summary
         for f in result.findings
@@ -123,3 +128,11 @@ def test_every_order_template_is_valid_fhir(path: Any, durable: Evaluator) -> No
             get_fhir_model_class(template["resourceType"]).model_validate(template)
         if finding["category"] == "next-step":
             assert finding["detail"] and finding["source"]["label"]
+
+
+def test_nothing_to_augment_without_a_current_antidepressant(ev: Evaluator) -> None:
+    result = ev.evaluate_bytes(bundle(*trd_history()), NOW)  # last antidepressant stopped months ago
+    assert "option-switch" in eligible(result)
+    assert not {"option-augment-antipsychotic", "option-augment-lithium", "option-augment-thyroid-hormone"} & set(
+        eligible(result)
+    )
