@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import orjson
+
 from cds.facts.models import DataIssue, MedicationExposure
 from cds.fhir.dosage import DoseEstimate, ProductStrength, daily_dose
 from cds.fhir.elements import (
@@ -306,7 +308,7 @@ class ExposureBuilder:
             return DoseEstimate(mg_per_day=comp.rate_mg_per_day, derivation="transdermal system delivery rate")
         key = "dosage" if rtype == "MedicationStatement" else "dosageInstruction"
         dosages = [d for d in as_list(resource.get(key)) if isinstance(d, dict)]
-        estimates = [daily_dose(d, comp.strength) for d in dosages]
+        estimates = [_cached_daily_dose(d, comp.strength) for d in dosages]
         known = [e for e in estimates if e.mg_per_day is not None]
         if estimates and len(known) == len(estimates):
             sequences = {d.get("sequence") for d in dosages}
@@ -450,6 +452,24 @@ class ExposureBuilder:
             ):
                 return int(round(qty / units_per_day * (1 + repeats)))
         return None
+
+
+_DOSE_CACHE: dict[tuple[bytes, ProductStrength | None], DoseEstimate] = {}
+
+
+def _cached_daily_dose(dosage: dict[str, Any], strength: ProductStrength | None) -> DoseEstimate:
+    """daily_dose() is a pure function of the Dosage JSON and the strength; records (and patients) repeat the same
+    instructions, so parse each distinct one once per process."""
+    try:
+        key = (orjson.dumps(dosage, option=orjson.OPT_SORT_KEYS), strength)
+    except TypeError:
+        return daily_dose(dosage, strength)
+    cached = _DOSE_CACHE.get(key)
+    if cached is None:
+        cached = daily_dose(dosage, strength)
+        if len(_DOSE_CACHE) < 50_000:
+            _DOSE_CACHE[key] = cached
+    return cached
 
 
 def _fmt(x: float) -> str:
