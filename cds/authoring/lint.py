@@ -441,14 +441,8 @@ def _check_test(
                     f"{r.id}: {p.type!r} has no field {ref!r}",
                     suggest(ref, list(fields)),
                 )
-            elif not any(x.field == ref and x.op == "exists" for x in p.all):
-                ctx.add(
-                    where,
-                    "warning",
-                    "unguarded-ref",
-                    f"{r.id}: {t.field} {t.op} {ref}: durable_rules treats this as true when {ref} is missing; add "
-                    f"{{field: {ref}, op: exists}} to the pattern",
-                )
+            # A missing referenced field is handled by the durable adapter (it requires the field to exist),
+            # so both evaluators read such a test as false: nothing to warn about.
         elif bind not in binds:
             ctx.add(
                 where,
