@@ -105,6 +105,22 @@ class RecordReader:
             resource_count=len(raw.resources),
         )
 
+    def _usable_date(self, when: date | None, what: str, ref: str, issues: list[DataIssue]) -> date | None:
+        """The date of a dated fact, or None (reported) when it has none or lies after the evaluation date."""
+        if when is None:
+            issues.append(DataIssue(kind="invalid_resource", ref=ref, message=f"{what} has no date; not used"))
+            return None
+        if when > self.future_limit:
+            issues.append(
+                DataIssue(
+                    kind="future_date",
+                    ref=ref,
+                    message=f"{what} dated {when}, after the evaluation date {self.now}; not used",
+                )
+            )
+            return None
+        return when
+
     # -- observations -------------------------------------------------------------------------------
     def _scores(self, res: Resource, ref: str, issues: list[DataIssue]) -> list[Score]:
         if res.get("status") not in _OBSERVATION_OK:
@@ -128,18 +144,8 @@ class RecordReader:
                         break
         if not found:
             return []
-        when = effective_date(res)
+        when = self._usable_date(effective_date(res), "score", ref, issues)
         if when is None:
-            issues.append(DataIssue(kind="invalid_resource", ref=ref, message="score has no date; not used"))
-            return []
-        if when > self.future_limit:
-            issues.append(
-                DataIssue(
-                    kind="future_date",
-                    ref=ref,
-                    message=f"score dated {when}, after the evaluation date {self.now}; not used",
-                )
-            )
             return []
         out = []
         for instrument_id, holder in found:
@@ -193,14 +199,8 @@ class RecordReader:
                         holders.append((analyte, comp))
         if not holders and not pregnancy:
             return []
-        if when is None or when > self.future_limit:
-            issues.append(
-                DataIssue(
-                    kind="future_date" if when else "invalid_resource",
-                    ref=ref,
-                    message=f"lab or vital sign dated {when or 'never'}; not used",
-                )
-            )
+        when = self._usable_date(when, "lab or vital sign", ref, issues)
+        if when is None:
             return []
         out: list[LabResult] = []
         if pregnancy:
@@ -312,18 +312,8 @@ class RecordReader:
         if not categories:
             return None
         start, end = period_bounds(res.get("performedPeriod"))
-        start = start or parse_date(res.get("performedDateTime")) or end
+        start = self._usable_date(start or parse_date(res.get("performedDateTime")) or end, "procedure", ref, issues)
         if start is None:
-            issues.append(DataIssue(kind="invalid_resource", ref=ref, message="procedure has no date; not used"))
-            return None
-        if start > self.future_limit:
-            issues.append(
-                DataIssue(
-                    kind="future_date",
-                    ref=ref,
-                    message=f"performed {start}, after the evaluation date {self.now}; not used",
-                )
-            )
             return None
         texts = concept_texts(res.get("code")) + [t for bs in as_list(res.get("bodySite")) for t in concept_texts(bs)]
         joined = " ".join(texts).lower()
