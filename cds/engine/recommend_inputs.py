@@ -45,7 +45,7 @@ def recommend_views(
         for c in psychotherapy
         if c.sessions >= cfg["psychotherapy_adequate_sessions"] or c.weeks >= cfg["psychotherapy_adequate_weeks"]
     ]
-    recent = now - timedelta(days=30)
+    recent = now - timedelta(days=cfg["suicide_item_days"])
     item9 = [s for s in record.scores if s.instrument == "phq9_item9" and s.date >= recent]
     depression_scores = [s for s in record.scores if s.instrument in knowledge.instruments.instruments]
     latest = depression_scores[-1] if depression_scores else None

@@ -272,7 +272,10 @@ def build_trials(
             for r in reactions
             if r.ingredient == group.ingredient
             and start is not None
-            and (r.onset is None or start <= r.onset <= (end or r.onset) + timedelta(days=14))
+            and (
+                r.onset is None
+                or start <= r.onset <= (end or r.onset) + timedelta(days=cfg["adverse_reaction_days_after_end"])
+            )
         )
         weeks_adequate = round(profile.days_adequate / 7.0, 1) if dates_known else 0.0
         outcome = assess_outcome(

@@ -26,6 +26,8 @@ REQUIRED_SETTINGS = (
     "combination_min_overlap_days",
     "trsm_tca_double_count",
     "esm_crd_months",
+    "adverse_reaction_days_after_end",
+    "suicide_item_days",
 )
 
 
