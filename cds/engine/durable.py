@@ -1,4 +1,7 @@
-"""The one adapter around durable_rules. Nothing else in the project imports `durable`.
+"""The one adapter around durable_rules. Nothing else in the project imports it.
+
+It drives the engine's C core (`durable_rules_engine`) directly, making the calls the package's Python layer
+(`durable.engine`) would make, without that layer's polling threads and per-action JSON round trips.
 
 durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.md); each is neutralised here:
 
@@ -11,10 +14,9 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
   come from a fixed pool whose hashes are checked to be distinct, and every session is deleted in `finally`.
 * Distinct facts whose hashes collide are silently rejected as duplicates (issue #376): every fact carries a
   unique id, so a "duplicate" answer can only be a collision, and the fact is re-asserted with a salt.
-* Exceptions raised in actions are swallowed into the session state: actions record errors and the adapter
-  re-raises them (and checks the state's `exception` too).
-* The stock Host runs two polling threads that may execute actions in the background: a Host subclass
-  without them is used and actions run synchronously in `run()`.
+* The package's Python layer swallows exceptions raised in actions into the session state, and its Host runs
+  two polling threads that may execute actions in the background: the adapter runs the action cycle itself,
+  synchronously in `run()`; actions record their errors and `run()` re-raises them after abandoning the action.
 * The engine mutates the definition it is given: a fresh definition is compiled for every ruleset.
 * Joins on the `id` property are wrong: the engine treats `id` as its own message id and a join on it fires
   for every pair or for none, depending on arrival order (measured; see tests/engine/test_durable_adapter.py).
@@ -37,7 +39,6 @@ from typing import Any
 
 import durable_rules_engine as _dre
 import orjson
-from durable import engine as _engine
 
 from cds.engine.base import Activation, FactView, StageResult, StageRules, derive_fact, sort_activations
 from cds.engine.ir import Expr, Rule, Test
@@ -45,26 +46,14 @@ from cds.errors import EngineError, KnowledgeError
 
 _CMP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 _ARITH = {"add": "$add", "sub": "$sub", "mul": "$mul", "div": "$div"}
-_HANDLED, _NOT_HANDLED, _OBSERVED = 0, 1, 2
+_HANDLED, _OBSERVED = 0, 2  # assert_fact codes; 1 = no rule reads the fact
 _MAX_SALT = 8
 _ID = "fact_id"  # what our fact `id` is called inside durable_rules
 _SENTINEL = "__session__"
-_ENGINE_ONLY = ("sid", "id", "_salt", "$s")
 
 
 def _field(name: str) -> str:
     return _ID if name == "id" else name
-
-
-def to_engine(fact: FactView) -> dict[str, Any]:
-    return {_field(k): v for k, v in fact.items()}
-
-
-def from_engine(data: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in data.items() if k not in _ENGINE_ONLY}
-    if _ID in out:
-        out["id"] = out.pop(_ID)
-    return out
 
 
 _POOL_SIZE = 256
@@ -76,13 +65,6 @@ def fnv1a_32(text: str) -> int:
     for byte in text.encode("utf-8"):
         h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
     return h
-
-
-class _SyncHost(_engine.Host):  # type: ignore[misc]
-    """A Host without the background dispatcher threads (Host._run re-arms two timers every 0.2 s)."""
-
-    def _run(self) -> None:
-        return None
 
 
 # ------------------------------------------------------------------------------------ compiler
@@ -173,134 +155,164 @@ def _pattern(type_: str, all_: Sequence[Test], any_: Sequence[Test], required: S
     return tests[0] if len(tests) == 1 else {"$and": tests}
 
 
-def compile_rule(rule: Rule, action: Callable[[Any], None]) -> dict[str, Any]:
+def compile_rule(rule: Rule) -> dict[str, Any]:
     required = _required_fields(rule)
     clauses = [{p.bind: _pattern(p.type, p.all, p.any, sorted(required.get(p.bind, ())))} for p in rule.when]
-    return {"all": clauses, "pri": rule.pri, "run": action}
+    return {"all": clauses, "pri": rule.pri}
 
 
 # ------------------------------------------------------------------------------------ evaluator
 
 
+def _engine_fields(rules: StageRules) -> dict[str, frozenset[str]]:
+    """Per fact type, the fields the engine needs: those the rules test or refer to (in any pattern of any
+    rule), plus identity. Everything else stays in Python: the C engine parses every field it receives, and
+    actions read whole facts from the session's own table, so sending the rest would only cost time."""
+    fields: dict[str, set[str]] = {}
+    for rule in rules.rules:
+        types = {p.bind: p.type for p in rule.when}
+        for p in rule.when:
+            own = fields.setdefault(p.type, {"type", "id"})
+            for t in (*p.all, *p.any):
+                own.add(t.field)
+            for bind, names in _required_fields(rule).items():
+                fields.setdefault(types.get(bind, p.type), {"type", "id"}).update(names)
+    return {t: frozenset(_field(n) for n in names) for t, names in fields.items()}
+
+
+class _Session:
+    """One evaluation's state on the Python side: its sid, its facts by id, and what its actions recorded."""
+
+    def __init__(self, sid: str) -> None:
+        self.sid = sid
+        self.facts: dict[str, FactView] = {}
+        self.activations: list[Activation] = []
+        self.seen: set[Activation] = set()
+        self.derived: list[FactView] = []
+        self.errors: list[str] = []
+
+
+_Action = Callable[[_Session, dict[str, Any]], None]
+
+
 class DurableEvaluator:
+    """Drives the durable_rules C engine directly (`durable_rules_engine`), without the package's Python host:
+    that layer adds two polling threads, a JSON round trip of the session state per action and closures we do
+    not use. The calls and their order are the ones the package's own `Ruleset.do_actions` makes."""
+
     name = "durable"
 
     def __init__(self, rules: StageRules, ruleset_name: str | None = None) -> None:
         self.rules = rules
         self._types = {p.type for r in rules.rules for p in r.when}
+        self._fields = _engine_fields(rules)
         self._lock = threading.Lock()
-        self._sinks: dict[str, _Sink] = {}
+        self._sessions: dict[str, _Session] = {}
         self._pool = _sid_pool(_POOL_SIZE)
-        self._host = _SyncHost()
         self._name = ruleset_name or f"{rules.stage}_{next(_ids)}"
-        definition = {r.id: compile_rule(r, self._action(r)) for r in rules.rules}
-        if not definition:
-            self._ruleset: Any = None
+        self._actions: dict[str, _Action] = {r.id: self._action(r) for r in rules.rules}
+        self._actions[_SENTINEL] = lambda _session, _bound: None
+        self._handle: int | None = None
+        if not rules.rules:
             return
-        definition[_SENTINEL] = {"all": [{"m": {"type": _SENTINEL}}], "pri": 65535, "run": lambda _c: None}
-        self._host.set_rulesets({self._name: definition})
-        self._ruleset = self._host.get_ruleset(self._name)
+        definition = {r.id: compile_rule(r) for r in rules.rules}
+        definition[_SENTINEL] = {"all": [{"m": {"type": _SENTINEL}}], "pri": 65535}
+        self._handle = _dre.create_ruleset(self._name, orjson.dumps(definition).decode())
 
-    def _action(self, rule: Rule) -> Callable[[Any], None]:
+    def _action(self, rule: Rule) -> _Action:
         binds = [p.bind for p in rule.patterns]
 
-        def action(c: Any) -> None:
-            sink = self._sinks.get(c.s.sid)
-            if sink is None:
-                return
+        def action(session: _Session, message: dict[str, Any]) -> None:
             try:
-                bound = {b: from_engine(getattr(c, b)._d) for b in binds}
-                activation = Activation(rule.id, tuple((b, str(bound[b]["id"])) for b in binds))
-                if activation in sink.seen:
+                ids = tuple((b, str(message[b][_ID])) for b in binds)
+                activation = Activation(rule.id, ids)
+                if activation in session.seen:
                     return  # an `$or` fires once per true branch: the rule fires once per set of facts
-                sink.seen.add(activation)
-                sink.activations.append(activation)
+                session.seen.add(activation)
+                session.activations.append(activation)
                 if rule.derive is not None:
-                    fact = derive_fact(rule, bound)
-                    sink.derived.append(fact)
-                    self._assert_in_action(c, fact)
-            except Exception as exc:  # recorded and re-raised by run(): durable would swallow it
-                sink.errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
+                    fact = derive_fact(rule, {b: session.facts[fid] for b, fid in ids})
+                    session.derived.append(fact)
+                    self._assert(session, fact)
+            except Exception as exc:  # recorded and re-raised by run(): an action must not unwind the C engine
+                session.errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
 
         return action
 
-    @staticmethod
-    def _assert_in_action(c: Any, fact: FactView) -> None:
-        for salt in range(_MAX_SALT):
-            payload = to_engine(fact)
-            if salt:
-                payload["_salt"] = salt
-            try:
-                c.assert_fact(payload)
-                return
-            except _engine.MessageNotHandledException:
-                return  # no rule consumes this derived fact: nothing to do
-            except _engine.MessageObservedException:
-                continue  # unique id, so this is a hash collision (#376): retry with a salt
-        raise EngineError(f"derived fact {fact['id']} rejected {_MAX_SALT} times as a duplicate")
-
     def run(self, facts: Sequence[FactView]) -> StageResult:
-        if self._ruleset is None:
+        if self._handle is None:
             return StageResult()
         with self._lock:
             sid = self._pool.pop()
-            sink = self._sinks[sid] = _Sink()
+            session = self._sessions[sid] = _Session(sid)
             offset = None
             try:
                 for fact in self._ordered(facts):
-                    offset = self._assert(sid, fact, offset)
+                    offset = self._assert(session, fact, offset)
                 # Every session runs at least the sentinel's action (see the module docstring).
-                offset = self._assert(sid, {"type": _SENTINEL, "id": _SENTINEL}, offset)
+                offset = self._assert(session, {"type": _SENTINEL, "id": _SENTINEL}, offset)
                 if offset is not None:
-                    errors: list[Any] = []
-                    self._ruleset.do_actions(offset, lambda e, _s: errors.append(e))
-                    if errors and errors[0] is not None:
-                        raise EngineError(f"durable_rules failed while running actions: {errors[0]}")
-                if sink.errors:
-                    raise EngineError("rule action failed: " + "; ".join(sink.errors))
-                state = self._ruleset.get_state(sid) if offset is not None else {}
-                if state.get("exception"):
-                    raise EngineError(f"rule action failed inside the engine: {str(state['exception'])[:300]}")
-                return sort_activations(StageResult(sink.activations, sink.derived), self.rules)
+                    self._run_actions(session, offset)
+                if session.errors:
+                    raise EngineError("rule action failed: " + "; ".join(session.errors))
+                return sort_activations(StageResult(session.activations, session.derived), self.rules)
             finally:
-                self._sinks.pop(sid, None)
+                self._sessions.pop(sid, None)
                 if offset is not None:
                     # Only a session that holds a fact exists (the sentinel guarantees one after a normal run).
-                    self._ruleset.delete_state(sid)
+                    _dre.delete_state(self._handle, sid)
                 self._pool.append(sid)
+
+    def _run_actions(self, session: _Session, offset: int) -> None:
+        """The engine's action cycle: start, run our action, hand the (unchanged) state back, complete."""
+        assert self._handle is not None
+        started = _dre.start_action_for_state(self._handle, offset)
+        if not started:
+            return
+        state, pending = started[0], started[1]
+        try:
+            while pending:
+                message = orjson.loads(pending)
+                if not isinstance(message, dict) or not message:
+                    raise EngineError(f"durable_rules returned an unexpected action message: {str(message)[:200]}")
+                name, bound = next(iter(message.items()))
+                action = self._actions.get(name)
+                if action is None or not isinstance(bound, dict):
+                    raise EngineError(f"durable_rules started an unknown action {name!r}")
+                action(session, bound)
+                _dre.update_state(self._handle, state)
+                pending = _dre.complete_and_start_action(self._handle, offset)
+        except BaseException:
+            _dre.abandon_action(self._handle, offset)
+            raise
 
     def _ordered(self, facts: Sequence[FactView]) -> list[FactView]:
         """Only facts some rule reads (an unmatched fact leaves a half-made session behind), in a stable order
         so that runs are reproducible whatever order the caller used."""
         return sorted((f for f in facts if f["type"] in self._types), key=lambda f: (str(f["type"]), str(f["id"])))
 
-    def _assert(self, sid: str, fact: FactView, offset: int | None) -> int | None:
+    def _assert(self, session: _Session, fact: FactView, offset: int | None = None) -> int | None:
+        """Assert one fact (only the fields rules read); returns the session's state offset once known."""
+        session.facts[str(fact["id"])] = fact
+        wanted = self._fields.get(str(fact["type"]))
+        payload = {_field(k): v for k, v in fact.items() if wanted is None or _field(k) in wanted}
+        payload["sid"] = session.sid
         for salt in range(_MAX_SALT):
-            payload = to_engine(fact)
-            payload["sid"] = sid
             if salt:
                 payload["_salt"] = salt
-            code, state_offset = _dre.assert_fact(self._ruleset._handle, orjson.dumps(payload).decode())
+            code, state_offset = _dre.assert_fact(self._handle, orjson.dumps(payload).decode())
             if code == _OBSERVED:
                 continue  # unique id, so this is a hash collision (#376): retry with a salt
             if code == _HANDLED:
                 return state_offset if offset is None else offset
-            return offset  # _NOT_HANDLED: no rule reads this fact
+            return offset  # not handled: no rule reads this fact
         raise EngineError(f"fact {fact['id']} rejected {_MAX_SALT} times as a duplicate")
 
     def close(self) -> None:
         """Free the C ruleset (durable_rules never frees it on its own)."""
-        if self._ruleset is not None:
-            _dre.delete_ruleset(self._ruleset._handle)
-            self._ruleset = None
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.activations: list[Activation] = []
-        self.seen: set[Activation] = set()
-        self.derived: list[FactView] = []
-        self.errors: list[str] = []
+        if self._handle is not None:
+            _dre.delete_ruleset(self._handle)
+            self._handle = None
 
 
 def _sid_pool(size: int) -> list[str]:

@@ -111,7 +111,7 @@ def test_sessions_are_deleted_and_sids_returned() -> None:
     for _ in range(2000):  # far more than the engine's 1,024 live sessions per ruleset
         assert len(ev.run([{"type": "a", "id": "a1"}]).activations) == 1
     assert sorted(ev._pool) == sorted(pool)
-    assert not ev._sinks
+    assert not ev._sessions
 
 
 def test_action_errors_are_reraised_and_session_cleaned() -> None:
@@ -131,7 +131,7 @@ def test_action_errors_are_reraised_and_session_cleaned() -> None:
             ev.run([{"type": "a", "id": "a1", "v": 1}])
     finally:
         mod.derive_fact = original
-    assert not ev._sinks
+    assert not ev._sessions
     assert len(ev.run([{"type": "a", "id": "a1", "v": 1}]).activations) == 1
 
 
