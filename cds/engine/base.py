@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple, Protocol
 
 from cds.engine.ir import Module, Rule, Scalar
@@ -38,7 +39,7 @@ class StageRules:
         rules = tuple(r for m in mods for r in m.rules if r.status == "active")
         return cls(stage=stage, rules=rules, modules=tuple(m.module for m in mods))
 
-    @property
+    @cached_property
     def order(self) -> dict[str, int]:
         return {r.id: i for i, r in enumerate(self.rules)}
 

@@ -164,10 +164,11 @@ def compile_rule(rule: Rule) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ evaluator
 
 
-def _engine_fields(rules: StageRules) -> dict[str, frozenset[str]]:
-    """Per fact type, the fields the engine needs: those the rules test or refer to (in any pattern of any
-    rule), plus identity. Everything else stays in Python: the C engine parses every field it receives, and
-    actions read whole facts from the session's own table, so sending the rest would only cost time."""
+def _engine_fields(rules: StageRules) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Per fact type, the fields the engine needs as (our name, engine name): those the rules test or refer to
+    (in any pattern of any rule), plus identity. Everything else stays in Python: the C engine parses every
+    field it receives, and actions read whole facts from the session's own table, so sending the rest would
+    only cost time."""
     fields: dict[str, set[str]] = {}
     for rule in rules.rules:
         types = {p.bind: p.type for p in rule.when}
@@ -177,7 +178,7 @@ def _engine_fields(rules: StageRules) -> dict[str, frozenset[str]]:
                 own.add(t.field)
             for bind, names in _required_fields(rule).items():
                 fields.setdefault(types.get(bind, p.type), {"type", "id"}).update(names)
-    return {t: frozenset(_field(n) for n in names) for t, names in fields.items()}
+    return {t: tuple((n, _field(n)) for n in sorted(names)) for t, names in fields.items()}
 
 
 class _Session:
@@ -294,8 +295,12 @@ class DurableEvaluator:
     def _assert(self, session: _Session, fact: FactView, offset: int | None = None) -> int | None:
         """Assert one fact (only the fields rules read); returns the session's state offset once known."""
         session.facts[str(fact["id"])] = fact
-        wanted = self._fields.get(str(fact["type"]))
-        payload = {_field(k): v for k, v in fact.items() if wanted is None or _field(k) in wanted}
+        wanted = self._fields.get(str(fact["type"]), ())  # the sentinel: type and id
+        payload = (
+            {ours: fact[name] for name, ours in wanted if name in fact}
+            if wanted
+            else {_field(k): v for k, v in fact.items()}
+        )
         payload["sid"] = session.sid
         for salt in range(_MAX_SALT):
             if salt:

@@ -59,6 +59,7 @@ class RuleEngine:
         self._order = {rid: i for i, rid in enumerate(self.rules)}
         order = [code for m in self.modules for code in m.option_order]
         self._option_order = {code: i for i, code in enumerate(dict.fromkeys(order))}
+        self._config_scope = {name: s.value for name, s in knowledge.config.settings.items()}
 
     def evaluate(self, facts: FactSet) -> RuleOutcome:
         first = stage_one(facts)
@@ -97,7 +98,8 @@ class RuleEngine:
             )
         )
         trd_first = [f for f in outcome.findings if f.category == "trd" and f.rule.startswith("trd.")]
-        rest = [f for f in outcome.findings if f not in trd_first]
+        first_ids = {id(f) for f in trd_first}
+        rest = [f for f in outcome.findings if id(f) not in first_ids]
         care = Views()
         recommend_views(facts, outcome.trd_status, failed_trials(r1), screened, self.knowledge, care)
         r4 = self.evaluators["recommend"].run(care.facts)
@@ -119,8 +121,7 @@ class RuleEngine:
         by_id: dict[str, FactView] = {str(f["id"]): f for f in views.facts}
         for d in result.derived:
             by_id[str(d["id"])] = d
-        config_scope = {name: s.value for name, s in self.knowledge.config.settings.items()}
-        context_scope = self.knowledge.context
+        config_scope, context_scope = self._config_scope, self.knowledge.context
         out: list[Finding] = []
         seen: set[tuple[str, str]] = set()
         for act in result.activations:
