@@ -60,6 +60,10 @@ class RuleEngine:
         order = [code for m in self.modules for code in m.option_order]
         self._option_order = {code: i for i, code in enumerate(dict.fromkeys(order))}
         self._config_scope = {name: s.value for name, s in knowledge.config.settings.items()}
+        self._sources = {
+            r.id: FindingSource(label=r.source.label, url=r.source.url, confidence=r.source.confidence)
+            for r in self.rules.values()
+        }
 
     def evaluate(self, facts: FactSet) -> RuleOutcome:
         first = stage_one(facts)
@@ -148,9 +152,7 @@ class RuleEngine:
                     summary=summary,
                     detail=render_template(rule.finding.detail, scopes),
                     evidence=tuple(dict.fromkeys(evidence)),
-                    source=FindingSource(
-                        label=rule.source.label, url=rule.source.url, confidence=rule.source.confidence
-                    ),
+                    source=self._sources[rule.id],
                     subject=subject,
                     needs_clinical_review=rule.source.confidence not in (None, "C"),
                     attributes={k: _resolve(v, scopes) for k, v in rule.finding.attributes.items()},
