@@ -110,16 +110,21 @@ def start_service(workers: int, workdir: Path, key: ECKey) -> tuple[subprocess.P
         sys.executable, "-m", "uvicorn", "cds.hooks.app:create_app", "--factory", "--host", "127.0.0.1",
         "--port", str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env={**os.environ, "CDS_HOOKS_CONFIG": str(config)}, cwd=workdir)
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "CDS_HOOKS_CONFIG": str(config), "PYTHONPATH": pythonpath}  # this tree's `cds`
+    proc = subprocess.Popen(cmd, env=env, cwd=workdir)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the service exited with {proc.returncode} before answering")
         try:
             httpx.get(f"{base}/healthz", timeout=1)
-            break
+            return proc, base
         except httpx.HTTPError:
             time.sleep(0.2)
-    return proc, base
+    proc.terminate()
+    raise SystemExit("the service did not answer /healthz within 90 s")
 
 
 async def run_load(

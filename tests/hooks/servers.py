@@ -22,6 +22,15 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a service subprocess: it imports `cds` from this work tree (first on PYTHONPATH),
+    whatever an editable install elsewhere on the machine points to, and its working directory is a temp dir."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -49,7 +58,7 @@ def service_process(settings: dict[str, Any], workdir: Path, workers: int = 1) -
     config = workdir / f"settings-{port}.json"
     config.write_text(json.dumps(settings), encoding="utf-8")
     log = workdir / f"service-{port}.log"
-    env = {**os.environ, "CDS_HOOKS_CONFIG": str(config)}
+    env = child_env(CDS_HOOKS_CONFIG=str(config))
     env.pop("CDS_HOOKS_AUTH", None)
     with log.open("wb") as out:
         proc = subprocess.Popen(
