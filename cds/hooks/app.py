@@ -73,6 +73,7 @@ class Runtime:
     issued_seen: set[str] = field(default_factory=set)
     issued_pending: list[tuple[str, IssuedCard]] = field(default_factory=list)
     issued_flushed: float = 0.0
+    issued_flush_scheduled: bool = False
     issued_lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def caller(self, request: Request) -> Caller | None:
@@ -82,24 +83,30 @@ class Runtime:
         audience = self.settings.public_base_url + request.url.path
         return await self.authenticator.authenticate(request.headers.get("authorization"), audience)
 
-    def record_issued(self, service_id: str, cards: tuple[IssuedCard, ...]) -> None:
-        """Remember the cards we showed (uuid -> rule) for the feedback report; written in batches."""
+    def record_issued(self, service_id: str, cards: tuple[IssuedCard, ...]) -> bool:
+        """Remember the cards we showed (uuid -> rule) for the feedback report, in memory (microseconds: called
+        on the event loop). True when a batch is due: the caller then runs `flush_issued` off the loop."""
         with self.issued_lock:
             for card in cards:
                 if card.card_uuid not in self.issued_seen:
                     self.issued_seen.add(card.card_uuid)
                     self.issued_pending.append((service_id, card))
             due = (
-                len(self.issued_pending) >= ISSUED_BATCH
-                or time.monotonic() - self.issued_flushed >= self.settings.issued_cards_flush_seconds
+                bool(self.issued_pending)
+                and not self.issued_flush_scheduled
+                and (
+                    len(self.issued_pending) >= ISSUED_BATCH
+                    or time.monotonic() - self.issued_flushed >= self.settings.issued_cards_flush_seconds
+                )
             )
-        if due:
-            self.flush_issued()
+            self.issued_flush_scheduled |= due
+            return due
 
     def flush_issued(self) -> None:
         with self.issued_lock:
             pending, self.issued_pending = self.issued_pending, []
             self.issued_flushed = time.monotonic()
+            self.issued_flush_scheduled = False
             if len(self.issued_seen) > ISSUED_MEMORY:
                 self.issued_seen.clear()
         by_service: dict[str, list[IssuedCard]] = {}
@@ -223,8 +230,10 @@ def create_app(settings: HookSettings | None = None) -> FastAPI:
                 raise UnknownService(f"no CDS service {service_id!r}")
             hook_request = parse_hook_request(spec, await _body(request))
             answer = await rt().service.answer(spec, hook_request)
-            task = BackgroundTask(anyio.to_thread.run_sync, rt().record_issued, spec.id, answer.issued)
-            return _json(answer.response, background=task if answer.issued else None)
+            flush = None  # the database write (a batch) happens after the response is sent, in a thread
+            if rt().record_issued(spec.id, answer.issued):
+                flush = BackgroundTask(anyio.to_thread.run_sync, rt().flush_issued)
+            return _json(answer.response, background=flush)
 
         return await guarded(request, handle)
 
