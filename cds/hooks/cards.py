@@ -7,6 +7,7 @@ the same advice on the next chart opening has the same uuid and feedback can be 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from cds.fhir.orders import order_template
 from cds.findings import Finding
 from cds.hooks.rule_docs import FINDING_SYSTEM, RuleCatalog
-from cds.hooks.settings import HookSettings
+from cds.hooks.settings import HookSettings, OverrideReason
 from cds.knowledge import Knowledge
 
 Json = dict[str, Any]
@@ -94,10 +95,21 @@ def suggestions_for(finding: Finding, card_id: str, patient: str, knowledge: Kno
     return suggestions
 
 
+@functools.lru_cache(maxsize=8)
+def _override_reasons(reasons: tuple[OverrideReason, ...]) -> tuple[Json, ...]:
+    """The settings' override reasons as JSON, built once (they are the same on every card)."""
+    return tuple(r.model_dump() for r in reasons)
+
+
 def finding_card(
-    finding: Finding, patient: str, settings: HookSettings, catalog: RuleCatalog, knowledge: Knowledge | None = None
+    finding: Finding,
+    patient: str,
+    settings: HookSettings,
+    catalog: RuleCatalog,
+    knowledge: Knowledge | None = None,
+    card_id: str | None = None,
 ) -> Json:
-    card_id = card_uuid(patient, finding)
+    card_id = card_id or card_uuid(patient, finding)
     topic: Json = {"system": FINDING_SYSTEM, "code": finding.code}
     if finding.code in catalog.finding_displays:
         topic["display"] = catalog.finding_displays[finding.code]
@@ -117,7 +129,7 @@ def finding_card(
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     if settings.override_reasons:
-        card["overrideReasons"] = [r.model_dump() for r in settings.override_reasons]
+        card["overrideReasons"] = list(_override_reasons(settings.override_reasons))
     card["links"] = [
         {
             "label": truncate(f"Rule {finding.rule} v{finding.rule_version}", SUMMARY_MAX),
@@ -147,13 +159,24 @@ def cards_for(
     knowledge: Knowledge | None = None,
 ) -> list[Json]:
     """Ordered by indicator (critical first), then rule and subject; one card per (patient, rule, subject)."""
+    return [card for _, card in finding_cards(findings, patient, settings, catalog, knowledge)]
+
+
+def finding_cards(
+    findings: Iterable[Finding],
+    patient: str,
+    settings: HookSettings,
+    catalog: RuleCatalog,
+    knowledge: Knowledge | None = None,
+) -> list[tuple[Finding, Json]]:
+    """`cards_for` with the finding each card was made from (the first of those sharing its uuid)."""
     ordered = sorted(findings, key=lambda f: (INDICATOR_ORDER.get(f.indicator, 9), f.rule, f.subject or ""))
     seen: set[str] = set()
-    cards: list[Json] = []
+    cards: list[tuple[Finding, Json]] = []
     for finding in ordered:
         uid = card_uuid(patient, finding)
         if uid in seen:
             continue
         seen.add(uid)
-        cards.append(finding_card(finding, patient, settings, catalog, knowledge))
+        cards.append((finding, finding_card(finding, patient, settings, catalog, knowledge, uid)))
     return cards

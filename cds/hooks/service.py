@@ -11,7 +11,7 @@ from cds.engine.reload import RulesetManager
 from cds.errors import InputError
 from cds.evaluation import Evaluation
 from cds.findings import Finding
-from cds.hooks.cards import card_uuid, cards_for, notice_card
+from cds.hooks.cards import finding_cards, notice_card
 from cds.hooks.discovery import ServiceSpec
 from cds.hooks.feedback_store import IssuedCard
 from cds.hooks.orders import OrderScope, order_scope
@@ -69,7 +69,8 @@ class HookService:
             findings = _findings_for(spec, evaluation, scope, self.settings)
         except InputError:
             log.info("nothing usable in the record for hookInstance %s", request.hook_instance)
-        cards = cards_for(findings, patient, self.settings, self.catalog, knowledge)
+        shown = finding_cards(findings, patient, self.settings, self.catalog, knowledge)
+        cards = [card for _, card in shown]
         if data.problems:
             keys = ", ".join(sorted(data.problems))
             detail = "\n".join(f"- `{key}`: {problem}" for key, problem in sorted(data.problems.items()))
@@ -81,16 +82,10 @@ class HookService:
                     self.settings,
                 )
             )
-        shown = {c["uuid"] for c in cards}
         issued = tuple(
             IssuedCard(
-                card_uuid=card_id,
-                rule=f.rule,
-                rule_version=f.rule_version,
-                code=f.code,
-                indicator=f.indicator,
+                card_uuid=card["uuid"], rule=f.rule, rule_version=f.rule_version, code=f.code, indicator=f.indicator
             )
-            for f in findings
-            if (card_id := card_uuid(patient, f)) in shown
+            for f, card in shown
         )
-        return HookAnswer({"cards": cards}, tuple({c.card_uuid: c for c in issued}.values()))
+        return HookAnswer({"cards": cards}, issued)
