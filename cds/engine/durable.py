@@ -234,7 +234,8 @@ class DurableEvaluator:
                 if rule.derive is not None:
                     fact = derive_fact(rule, {b: session.facts[fid] for b, fid in ids})
                     session.derived.append(fact)
-                    self._assert(session, fact)
+                    if fact["type"] in self._types:  # else no rule of this stage reads it
+                        self._assert(session, fact)
             except Exception as exc:  # recorded and re-raised by run(): an action must not unwind the C engine
                 session.errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
 
