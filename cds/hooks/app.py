@@ -40,6 +40,7 @@ from cds.hooks.settings import HookSettings
 log = logging.getLogger("cds.hooks")
 JSON = "application/json"
 ISSUED_MEMORY = 100_000
+GC_YOUNG_THRESHOLD = 5000  # net container allocations between young-generation collections (CPython default 700)
 ISSUED_BATCH = 200  # issued cards are written in batches of this size, or every issued_cards_flush_seconds
 
 
@@ -176,6 +177,11 @@ def create_app(settings: HookSettings | None = None) -> FastAPI:
         runtime = await anyio.to_thread.run_sync(_build_runtime, settings)
         holder["runtime"] = runtime
         gc.freeze()  # the rules and knowledge live as long as the worker: keep them out of every collection
+        # A patient-view request parses ~60 KB of JSON (thousands of containers) that all die when it ends: with
+        # the default first threshold (700) that is ~2.4 young collections and a full one every ~300 requests;
+        # with GC_YOUNG_THRESHOLD almost none. Measured through the ASGI app on 600 generated patients: GC time
+        # 0.42 -> 0.04 ms per request. Cycles are still collected, only later.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         if settings.dev_mode:
             log.warning("!" * 78)
             log.warning("DEVELOPMENT MODE: client authentication is OFF. Never expose this to a network.")
