@@ -49,7 +49,7 @@ def iter_lines(path: Path) -> Iterator[bytes]:
     with open_ndjson(path) as fh:
         for line in fh:
             line = line.rstrip(b"\r\n")
-            if line.strip():
+            if line[:1] == b"{" or line.strip():  # the common case without a copy
                 yield line
 
 
@@ -60,6 +60,10 @@ def _ref_id(value: Any) -> str | None:
     ref = value.get("reference")
     if not isinstance(ref, str) or not ref:
         return None
+    if ref.startswith("Patient/"):  # the common relative form, without the split below (same answer)
+        rid = ref[8:]
+        if rid and "/" not in rid and rid != "_history":
+            return rid
     parts = ref.rstrip("/").split("/")
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
@@ -93,6 +97,25 @@ def classify(line: bytes) -> tuple[str | None, str | None, bool]:
     if pid is None or "\t" in pid or "\n" in pid:
         return None, "no_patient", False
     return pid, None, doc.get("resourceType") == "Patient"
+
+
+def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, bytes]]:
+    """(patient id, line) for every line of one file that belongs to a patient; every non-blank line is
+    counted in ``stats`` (lines, resources, Patient resources, bad lines by reason). Blank lines are skipped.
+    The one place lines are classified, for the local partitioning and for Spark alike."""
+    bad = stats.bad
+    for line in lines:
+        if not (line[:1] == b"{" or line.strip()):
+            continue
+        stats.lines += 1
+        pid, reason, is_patient = classify(line)
+        if pid is None:
+            reason = reason or "no_patient"
+            bad[reason] = bad.get(reason, 0) + 1
+            continue
+        stats.resources += 1
+        stats.patients += is_patient
+        yield pid, line
 
 
 def bucket_of(pid: str, buckets: int) -> int:
@@ -134,32 +157,27 @@ class FileStats:
 
 
 def bucket_path(bucket_dir: Path, bucket: int, source: str) -> Path:
-    """Lines of one input file in one bucket: ``<bucket_dir>/b00042/<source>.tsv``."""
+    """Lines of one input file in one bucket: ``<bucket_dir>/b00042/<file name>.tsv``."""
     return bucket_dir / f"b{bucket:05d}" / f"{source}.tsv"
 
 
 def partition_file(path: Path, bucket_dir: Path, buckets: int) -> FileStats:
     """Append every attributable line of ``path`` as ``<patient id>\\t<line>`` to its bucket's file."""
     stats = FileStats(path.name)
-    source = path.name.split(".")[0]
+    source = path.name  # the whole name: Observation.ndjson and Observation.ndjson.gz must not share a file
     writers: dict[int, IO[bytes]] = {}
+    last_pid, key, fh = None, b"", None  # a patient's lines are usually consecutive: one lookup per run of them
     try:
-        for line in iter_lines(path):
-            stats.lines += 1
-            pid, bad, is_patient = classify(line)
-            if pid is None:
-                reason = bad or "no_patient"
-                stats.bad[reason] = stats.bad.get(reason, 0) + 1
-                continue
-            stats.resources += 1
-            stats.patients += is_patient
-            b = bucket_of(pid, buckets)
-            fh = writers.get(b)
-            if fh is None:
-                target = bucket_path(bucket_dir, b, source)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                fh = writers[b] = target.open("wb", buffering=_WRITE_BUFFER)
-            fh.write(pid.encode("utf-8") + b"\t" + line + b"\n")
+        for pid, line in attribute(iter_lines(path), stats):
+            if pid != last_pid or fh is None:
+                last_pid, key = pid, pid.encode("utf-8")
+                b = bucket_of(pid, buckets)
+                fh = writers.get(b)
+                if fh is None:
+                    target = bucket_path(bucket_dir, b, source)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    fh = writers[b] = target.open("wb", buffering=_WRITE_BUFFER)
+            fh.write(b"%b\t%b\n" % (key, line))
     finally:
         for fh in writers.values():
             fh.close()
@@ -168,12 +186,29 @@ def partition_file(path: Path, bucket_dir: Path, buckets: int) -> FileStats:
 
 def read_bucket(bucket: Path) -> Iterator[tuple[str, list[bytes]]]:
     """The patients of one bucket directory in id order, each with its lines (in no defined order)."""
-    groups: dict[str, list[bytes]] = {}
+    groups: dict[bytes, list[bytes]] = {}
     for part in sorted(bucket.glob("*.tsv")):
         with part.open("rb") as fh:
             for row in fh:
-                key, _, line = row.rstrip(b"\n").partition(b"\t")
-                groups.setdefault(key.decode("utf-8"), []).append(line)
+                key, _, line = row[:-1].partition(b"\t")
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [line]
+                else:
+                    group.append(line)
+    for key in sorted(groups):  # UTF-8 byte order is code point order: the order of the decoded ids
+        yield key.decode("utf-8"), groups.pop(key)
+
+
+def group_lines(pairs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, list[bytes]]]:
+    """(patient id, line) pairs grouped by patient, in id order (one partition's worth, held in memory)."""
+    groups: dict[str, list[bytes]] = {}
+    for pid, line in pairs:
+        group = groups.get(pid)
+        if group is None:
+            groups[pid] = [line]
+        else:
+            group.append(line)
     for pid in sorted(groups):
         yield pid, groups.pop(pid)
 

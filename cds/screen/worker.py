@@ -6,6 +6,8 @@ inherited): a local pool worker or a Spark Python worker.
 
 from __future__ import annotations
 
+import gc
+import os
 from collections.abc import Iterable
 from datetime import date
 
@@ -19,12 +21,17 @@ _EVALUATOR_PID: int | None = None
 
 
 def evaluator() -> Evaluator:
-    """This process's Evaluator (rebuilt if the process was forked from one that already had one)."""
-    import os
+    """This process's Evaluator (rebuilt if the process was forked from one that already had one).
 
+    Once built, everything the process holds (knowledge, compiled rules, imported modules) lives as long as the
+    process, so it is moved out of the cyclic garbage collector's generations (``gc.freeze``): the collections
+    that evaluating patients triggers then scan only the patients' objects, not the ≈ 60,000 long-lived ones
+    every time (measured on 1,000 patients: evaluation 9.2 -> 7.4 ms, JSON parse 1.2 -> 0.8 ms per patient)."""
     global _EVALUATOR, _EVALUATOR_PID
     if _EVALUATOR is None or os.getpid() != _EVALUATOR_PID:
         _EVALUATOR, _EVALUATOR_PID = Evaluator(), os.getpid()
+        gc.collect()
+        gc.freeze()
     return _EVALUATOR
 
 

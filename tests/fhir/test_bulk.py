@@ -5,7 +5,17 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from cds.fhir.bulk import bucket_of, classify, export_files, partition_file, patient_of, read_bucket
+from cds.fhir.bulk import (
+    FileStats,
+    attribute,
+    bucket_of,
+    classify,
+    export_files,
+    group_lines,
+    partition_file,
+    patient_of,
+    read_bucket,
+)
 
 
 def test_patient_of() -> None:
@@ -46,3 +56,25 @@ def test_partition_groups_by_patient(tmp_path: Path) -> None:
             assert bucket_of(pid, 4) == b and pid not in seen
             seen[pid] = len(group)
     assert seen == {f"p{i}": 4 for i in range(20)}
+
+
+def test_same_type_plain_and_gzip_files_keep_their_own_bucket_files(tmp_path: Path) -> None:
+    """Observation.ndjson and Observation.ndjson.gz in one export: neither overwrites the other's lines."""
+    export, buckets = tmp_path / "export", tmp_path / "buckets"
+    export.mkdir()
+    (export / "Observation.ndjson").write_bytes(b'{"resourceType":"Observation","subject":{"reference":"Patient/a"}}\n')
+    with gzip.open(export / "Observation.ndjson.gz", "wb") as fh:
+        fh.write(b'{"resourceType":"Observation","id":"2","subject":{"reference":"Patient/a"}}\n')
+    for p in export_files(export):
+        partition_file(p, buckets, 1)
+    assert [(pid, len(lines)) for pid, lines in read_bucket(buckets / "b00000")] == [("a", 2)]
+
+
+def test_attribute_counts_every_line_and_group_lines_orders_patients() -> None:
+    stats = FileStats("Observation.ndjson")
+    lines = [b'{"subject":{"reference":"Patient/b"}}', b"   ", b"{no", b'{"subject":{"reference":"Patient/a"}}']
+    lines += [b'{"subject":{"reference":"Patient/b/_history/2"}}', b'{"subject":{"reference":"Patient/_history"}}']
+    pairs = list(attribute(lines, stats))
+    assert [pid for pid, _ in pairs] == ["b", "a", "b"]
+    assert (stats.lines, stats.resources, stats.bad) == (5, 3, {"not_json": 1, "no_patient": 1})
+    assert [(pid, len(group)) for pid, group in group_lines(pairs)] == [("a", 1), ("b", 2)]
