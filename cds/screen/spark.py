@@ -1,70 +1,110 @@
-"""The same screening as a PySpark job. Lines are keyed by patient and sorted by it (a range-partitioned
-shuffle), so each patient's lines are consecutive in one partition; patients are evaluated inside the
-executors (one Evaluator per Python worker process, cds.screen.worker); the sorted rows are cached, then
-streamed to the driver one partition at a time into the same writer as the local run (cds.screen.output),
-so the two tables are identical.
+"""The same screening as a PySpark job, in one pass over the input and one shuffle.
 
-Two passes over the input: one counts lines by file and outcome (cheap: a parse, no evaluation), one
-evaluates. Executors need this package installed (``pip install trd-cds``, or ``--py-files``) with its
-``rules/``; the export directory must be readable by every executor (a shared or distributed filesystem).
+1. Map (one task per input split): every line is classified once (``cds.fhir.bulk.attribute``, the function
+   the local partitioning uses) and keyed by its patient's bucket, ``crc32(id) % partitions``; each task also
+   emits its line counts (lines, resources, bad lines by reason) as one extra record, so the summary needs no
+   separate counting pass.
+2. Shuffle: ``partitionBy`` on that key (a hash partitioning: no sampling job, unlike a range partitioning),
+   so each partition holds every line of its patients, like a local bucket.
+3. Reduce: each partition is grouped by patient in memory (about one local bucket's size) and evaluated
+   patient by patient in id order with the Python worker process's one Evaluator (``cds.screen.worker``;
+   ``spark.python.worker.reuse`` keeps it across tasks). Rows leave the Python workers as JSON bytes.
+4. The rows (small: a few hundred bytes per patient) are cached, all partitions evaluated in parallel, then
+   streamed to the driver one partition at a time; each partition's rows are already sorted, so the driver
+   spills them as sorted runs to a local scratch folder and k-way merges the runs into the same writer as the
+   local run (``cds.screen.output``). The two tables are identical; the driver holds one row per run.
+
+Executors need this package installed (``pip install trd-cds``, or ``--py-files``) with its ``rules/``; the
+export directory must be readable by every executor (a shared or distributed filesystem).
 """
 
 from __future__ import annotations
 
+import heapq
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from datetime import date
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
-from cds.fhir.bulk import FileStats, classify, export_files
+from cds.fhir.bulk import FileStats, attribute, bucket_of, choose_buckets, export_files, group_lines
 from cds.screen.local import ScreenResult, write_summary
 from cds.screen.output import write_table
 from cds.screen.summary import SummaryBuilder
+from cds.screen.workdir import iter_rows
 from cds.screen.worker import evaluate_patient
 
-
-def _key_line(line: bytes) -> list[tuple[str, bytes]]:
-    if not line.strip():
-        return []
-    pid = classify(line)[0]
-    return [] if pid is None else [(pid, line)]
+# The key of the records that carry a map task's line counts. patient_of never returns an empty id, and the
+# empty string sorts before every id, so these records are told apart from patients without ambiguity.
+_STATS_KEY = ""
 
 
-def _outcome(name: str, line: bytes) -> tuple[str, str]:
-    if not line.strip():
-        return name, "blank"
-    pid, bad, is_patient = classify(line)
-    return name, (bad or "no_patient") if pid is None else ("patient" if is_patient else "resource")
+def _keyed_lines(name: str, partitions: int) -> Any:
+    """Map side for one input file: (partition, (patient id, lines)) where lines are consecutive lines of one
+    patient joined by newlines, then one (0, ("", counts)) record. Exports usually list a patient's resources
+    together, so this sends one record per patient and file through the shuffle instead of one per line (each
+    record costs a pickling and a JVM object on both sides); memory stays one patient's lines."""
 
-
-def _evaluate(now: str) -> Any:
-    when = date.fromisoformat(now)
-
-    def run(pairs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
-        # the partition is sorted by patient id: each patient's lines are consecutive
-        for pid, group in groupby(pairs, key=itemgetter(0)):
-            yield pid, orjson.dumps(evaluate_patient(pid, [line for _, line in group], when))
+    def run(lines: Iterable[bytes]) -> Iterator[tuple[int, tuple[str, bytes]]]:
+        stats = FileStats(name)
+        last_pid: str | None = None
+        run_lines: list[bytes] = []
+        for pid, line in attribute(lines, stats):
+            if pid != last_pid:
+                if last_pid is not None:
+                    yield bucket_of(last_pid, partitions), (last_pid, b"\n".join(run_lines))
+                last_pid, run_lines = pid, []
+            run_lines.append(line)
+        if last_pid is not None:
+            yield bucket_of(last_pid, partitions), (last_pid, b"\n".join(run_lines))
+        yield 0, (_STATS_KEY, orjson.dumps(stats.to_json()))
 
     return run
 
 
-def _file_stats(counts: dict[tuple[str, str], int], names: list[str]) -> list[FileStats]:
+def _partition_of(key: int) -> int:
+    return key  # the key already is the partition (partitionBy takes it modulo the partition count)
+
+
+def _evaluate(now: str) -> Any:
+    """Reduce side: one partition's lines -> its rows in patient id order, then the partition's counts."""
+    when = date.fromisoformat(now)
+
+    def run(records: Iterable[tuple[int, tuple[str, bytes]]]) -> Iterator[tuple[str, bytes]]:
+        counts: list[bytes] = []
+
+        def chunks() -> Iterator[tuple[str, bytes]]:
+            for _, (pid, data) in records:
+                if pid == _STATS_KEY:
+                    counts.append(data)
+                else:
+                    yield pid, data
+
+        for pid, group in group_lines(chunks()):  # reads the whole partition before the first patient
+            # text lines never hold a newline (Hadoop splits on it), so the split gives the lines back exactly
+            lines = [line for data in group for line in data.split(b"\n")]
+            yield pid, orjson.dumps(evaluate_patient(pid, lines, when))
+        for doc in counts:
+            yield _STATS_KEY, doc
+
+    return run
+
+
+def _file_stats(docs: Iterable[bytes], names: list[str]) -> list[FileStats]:
+    """The line counts of every map task, summed per input file."""
     stats = {n: FileStats(n) for n in names}
-    for (name, outcome), n in counts.items():
-        s = stats[name]
-        if outcome == "blank":
-            continue
-        s.lines += n
-        if outcome in ("patient", "resource"):
-            s.resources += n
-            s.patients += n if outcome == "patient" else 0
-        else:
-            s.bad[outcome] = s.bad.get(outcome, 0) + n
+    for data in docs:
+        part = FileStats.from_json(orjson.loads(data))
+        total = stats[part.name]
+        total.lines += part.lines
+        total.resources += part.resources
+        total.patients += part.patients
+        for reason, n in part.bad.items():
+            total.bad[reason] = total.bad.get(reason, 0) + n
     return [stats[n] for n in sorted(stats)]
 
 
@@ -86,6 +126,31 @@ def spark_session(master: str | None = None, app_name: str = "cds-screen") -> An
     return session
 
 
+def _spill_runs(rows: Iterable[tuple[str, bytes]], scratch: Path) -> tuple[list[Path], list[bytes]]:
+    """Write the streamed rows as sorted runs (a new file whenever the id order breaks, i.e. at most once per
+    partition); return the run files and the count records met on the way."""
+    runs: list[Path] = []
+    counts: list[bytes] = []
+    fh: IO[bytes] | None = None
+    last: str | None = None
+    try:
+        for pid, data in rows:
+            if pid == _STATS_KEY:
+                counts.append(data)
+                continue
+            if fh is None or last is None or pid <= last:
+                if fh is not None:
+                    fh.close()
+                runs.append(scratch / f"run{len(runs):05d}.rows")
+                fh = runs[-1].open("wb", buffering=256 * 1024)
+            fh.write(data + b"\n")
+            last = pid
+    finally:
+        if fh is not None:
+            fh.close()
+    return runs, counts
+
+
 def screen_spark(
     export_dir: Path,
     out_dir: Path,
@@ -103,32 +168,38 @@ def screen_spark(
 
     own = spark is None
     session = spark if spark is not None else spark_session(master)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".spark-runs-", dir=out_dir))
     try:
-        sc = session.sparkContext
-        per_file = [sc.textFile(str(p.resolve()), use_unicode=False) for p in files]
-        counts = sc.union(
-            [rdd.map(lambda line, name=p.name: _outcome(name, line)) for rdd, p in zip(per_file, files, strict=True)]
-        ).countByValue()
-        stats = _file_stats(dict(counts), [p.name for p in files])
-        n_parts = partitions or max(sc.defaultParallelism * 4, sum(s.patients for s in stats) // 2000, 1)
-        # Sorting by patient id (a range partitioning, spilled to disk by Spark as needed) both brings each
-        # patient's lines together and orders the output; evaluation then streams through each partition.
-        rows = (
-            sc.union(per_file)
-            .flatMap(_key_line)
-            .sortByKey(numPartitions=n_parts)
-            .mapPartitions(_evaluate(now.isoformat()), preservesPartitioning=True)
-            .values()
-            .persist(StorageLevel.MEMORY_AND_DISK)
-        )
-        rows.count()  # evaluate every partition in parallel; the driver then reads them in order
+        try:
+            sc = session.sparkContext
+            master_url = sc.master
+            # about one local bucket (32 MB of NDJSON) per partition, at least two per core
+            n_parts = partitions or max(choose_buckets(files), 2 * sc.defaultParallelism)
+            keyed = sc.union(
+                [
+                    sc.textFile(str(p.resolve()), use_unicode=False).mapPartitions(_keyed_lines(p.name, n_parts))
+                    for p in files
+                ]
+            )
+            rows = (
+                keyed.partitionBy(n_parts, _partition_of)
+                .mapPartitions(_evaluate(now.isoformat()))
+                .persist(StorageLevel.MEMORY_AND_DISK)
+            )
+            rows.count()  # evaluate every partition in parallel; the driver then reads them one at a time
+            runs, counts = _spill_runs(rows.toLocalIterator(), scratch)
+            rows.unpersist()
+        finally:
+            if own:
+                session.stop()
+        stats = _file_stats(counts, [p.name for p in files])
         summary = SummaryBuilder()
-        n = write_table((orjson.loads(r) for r in rows.toLocalIterator()), out_dir, summary)
-        rows.unpersist()
+        merged = heapq.merge(*(iter_rows(r) for r in runs), key=lambda r: r["patient_id"])
+        n = write_table(merged, out_dir, summary)
     finally:
-        if own:
-            session.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     report = summary.report(stats, "spark")
-    report["master"] = sc.master
+    report["master"] = master_url
     write_summary(out_dir, report)
     return ScreenResult(True, n, n, report)

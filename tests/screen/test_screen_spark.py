@@ -40,3 +40,27 @@ def test_spark_gzip(spark: Any, export_gz: Path, reference_run: Path, tmp_path: 
 
     screen_spark(export_gz, tmp_path, NOW, spark=spark)
     assert read_bytes(tmp_path) == read_bytes(reference_run)
+
+
+def test_spark_interleaved_patients_and_files(spark: Any, tmp_path: Path) -> None:
+    """Lines of a patient scattered over a file and over two files of one type (plain and gzip): the Spark table
+    equals the local one, and the line counts too."""
+    import gzip
+
+    from cds.screen import screen_local
+    from cds.screen.spark import screen_spark
+
+    export = tmp_path / "export"
+    export.mkdir()
+    patients = [b'{"resourceType":"Patient","id":"p%d","birthDate":"1980-01-01"}' % i for i in range(6)]
+    (export / "Patient.ndjson").write_bytes(b"\n".join(patients) + b"\n\n")
+    cond = b'{"resourceType":"Condition","id":"c%d","subject":{"reference":"Patient/p%d"},"code":{"text":"x"}}'
+    (export / "Condition.ndjson").write_bytes(b"\n".join(cond % (i, i % 6) for i in range(30)) + b"\n{broken\n")
+    with gzip.open(export / "Condition.ndjson.gz", "wb") as fh:
+        fh.write(b"\n".join(cond % (100 + i, i % 4) for i in range(12)) + b"\n[1]\n")
+    local, remote = tmp_path / "local", tmp_path / "spark"
+    screen_local(export, local, NOW, processes=1, progress=False)
+    screen_spark(export, remote, NOW, spark=spark, partitions=4)
+    assert read_bytes(remote) == read_bytes(local)
+    a, b = (orjson.loads((d / "summary.json").read_bytes())["input"] for d in (local, remote))
+    assert a == b and a["bad_lines"] == {"not_json": 1, "not_object": 1}
