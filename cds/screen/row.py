@@ -7,7 +7,6 @@ modules land without a change here: flags and options from findings by ``categor
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from cds.evaluation import Evaluation
@@ -71,42 +70,66 @@ def _scalar(value: Any, kind: str) -> Any:
     return str(value)
 
 
-def _codes(ev: Evaluation, category: str) -> list[str]:
-    return [f.code for f in ev.findings if f.category == category]
-
-
 def row_from_evaluation(patient_id: str, ev: Evaluation) -> Row:
-    trials = ev.trials
-    adequacy = Counter(t.adequacy for t in trials if t.trial.in_current_episode)
+    """The row of one evaluated patient (one pass over trials and over findings)."""
+    in_episode = adequate = inadequate = unknown = 0
+    for t in ev.trials:
+        if t.trial.in_current_episode:
+            in_episode += 1
+            if t.adequacy == "adequate":
+                adequate += 1
+            elif t.adequacy == "unknown":
+                unknown += 1
+            elif t.adequacy.startswith("inadequate"):
+                inadequate += 1
+    codes: set[str] = set()
+    confounders: set[str] = set()
+    safety: set[str] = set()
+    options: dict[str, None] = {}  # next-step codes in the engine's order, first occurrence
+    critical = warning = 0
+    for f in ev.findings:
+        code, category, indicator = f.code, f.category, f.indicator
+        codes.add(code)
+        if category == "confounder":
+            confounders.add(code)
+        elif category == "safety":
+            safety.add(code)
+        elif category == "next-step":
+            options.setdefault(code)
+        if indicator == "critical":
+            critical += 1
+        elif indicator == "warning":
+            warning += 1
     staging = getattr(ev, "staging", None)
-    options = list(dict.fromkeys(_codes(ev, "next-step")))
-    row: Row = {
+    stage = {
+        column: _scalar(_get(_get(staging, group), field), COLUMNS[column])
+        for column, (group, field) in STAGING.items()
+    }
+    return {
         "patient_id": patient_id,
         "evaluated": True,
         "error": None,
         "trd_status": ev.trd_status,
         "failed_adequate_trials": ev.failed_adequate_trials,
-        "trials": len(trials),
-        "trials_current_episode": sum(1 for t in trials if t.trial.in_current_episode),
-        "trials_adequate": adequacy.get("adequate", 0),
-        "trials_inadequate": sum(n for a, n in adequacy.items() if a.startswith("inadequate")),
-        "trials_adequacy_unknown": adequacy.get("unknown", 0),
+        "trials": len(ev.trials),
+        "trials_current_episode": in_episode,
+        "trials_adequate": adequate,
+        "trials_inadequate": inadequate,
+        "trials_adequacy_unknown": unknown,
         "episode_start": ev.episode.start.isoformat() if ev.episode.start else None,
-        "confounder_flags": sorted(set(_codes(ev, "confounder"))),
-        "safety_flags": sorted(set(_codes(ev, "safety"))),
-        "top_options": options[:TOP_OPTIONS],
-        "finding_codes": sorted({f.code for f in ev.findings}),
-        "critical_findings": sum(1 for f in ev.findings if f.indicator == "critical"),
-        "warning_findings": sum(1 for f in ev.findings if f.indicator == "warning"),
+        **stage,
+        "confounder_flags": sorted(confounders),
+        "safety_flags": sorted(safety),
+        "top_options": list(options)[:TOP_OPTIONS],
+        "finding_codes": sorted(codes),
+        "critical_findings": critical,
+        "warning_findings": warning,
         "data_quality_issues": sum(ev.data_quality.values()),
         "data_quality": dict(sorted(ev.data_quality.items())),
         "resources": ev.resources_read,
         "knowledge_version": ev.knowledge_version,
         "now": ev.now.isoformat(),
     }
-    for column, (group, field) in STAGING.items():
-        row[column] = _scalar(_get(_get(staging, group), field), COLUMNS[column])
-    return {name: row.get(name) for name in COLUMNS}
 
 
 def error_row(patient_id: str, message: str, knowledge_version: str, now: str) -> Row:
