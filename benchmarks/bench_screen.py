@@ -8,6 +8,11 @@ Each configuration runs in a fresh subprocess; its peak memory is the largest su
 process tree (driver, pool workers, JVM, Spark Python workers), sampled every 0.1 s from /proc. patients/s
 counts wall time from start to the written table (partitioning and merge included; Spark session start-up
 is reported separately and not included). `parse` reads every line and `orjson.loads` it, one process.
+
+`CPU s` is the CPU time (user + system) of the whole process tree, from the same /proc samples (each process's
+last sample, so up to 0.1 s per process is missed); it includes interpreter start-up, building each worker's
+Evaluator and, for Spark, the JVM's start-up. `per CPU-s` = patients / CPU s: the rate per fully used core,
+which other load on a shared machine distorts much less than wall time.
 """
 
 from __future__ import annotations
@@ -26,10 +31,14 @@ from pathlib import Path
 NOW = date(2026, 1, 15)
 
 
-def _tree_rss(root: int) -> int:
-    """Sum of RSS (bytes) of root and all its descendants."""
+_TICK = os.sysconf("SC_CLK_TCK")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _tree_sample(root: int, cpu: dict[int, float]) -> int:
+    """Sum of RSS (bytes) of root and all its descendants; records each one's CPU seconds so far in ``cpu``."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    stat: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -40,11 +49,14 @@ def _tree_rss(root: int) -> int:
             continue
         pid, ppid = int(entry), int(fields[1])
         children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+        stat[pid] = fields
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        total += rss.get(pid, 0)
+        fields = stat.get(pid)
+        if fields is not None:
+            total += int(fields[21]) * _PAGE
+            cpu[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
         stack += children.get(pid, [])
     return total
 
@@ -85,15 +97,15 @@ def _inner(export: Path, config: str) -> dict[str, object]:
 def _outer(export: Path, config: str) -> dict[str, object]:
     cmd = [sys.executable, __file__, str(export), "--inner", config]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    peak = 0
+    peak, cpu = 0, dict[int, float]()
     while proc.poll() is None:
-        peak = max(peak, _tree_rss(proc.pid))
+        peak = max(peak, _tree_sample(proc.pid, cpu))
         time.sleep(0.1)
     out = proc.stdout.read() if proc.stdout else b""
     if proc.returncode != 0:
         raise SystemExit(f"{config} failed with exit status {proc.returncode}")
     res: dict[str, object] = json.loads(out.decode().strip().splitlines()[-1])
-    res.update(config=config, export=str(export), peak_rss_mb=round(peak / 2**20))
+    res.update(config=config, export=str(export), peak_rss_mb=round(peak / 2**20), cpu_s=round(sum(cpu.values()), 1))
     return res
 
 
@@ -107,7 +119,10 @@ def main() -> None:
     if args.inner:
         print(json.dumps(_inner(args.exports[0], args.inner)))
         return
-    print(f"{'export':28} {'config':8} {'patients':>9} {'seconds':>9} {'patients/s':>11} {'x parse':>8} {'peak MB':>8}")
+    print(
+        f"{'export':24} {'config':8} {'patients':>9} {'seconds':>8} {'patients/s':>11} {'x parse':>8} "
+        f"{'CPU s':>7} {'per CPU-s':>9} {'peak MB':>8}"
+    )
     for export in args.exports:
         parse_s = None
         for config in args.configs:
@@ -123,8 +138,11 @@ def main() -> None:
             rate = f"{n / seconds:11,.0f}" if isinstance(n, int) and n else f"{'':>11}"
             ratio = f"{seconds / parse_s:8.1f}" if parse_s and config != "parse" else f"{'':>8}"
             extra = f"  (session start {res['session_start']:.1f} s)" if "session_start" in res else ""
+            cpu_s = float(res["cpu_s"])  # type: ignore[arg-type]
+            per_cpu = f"{n / cpu_s:9,.0f}" if isinstance(n, int) and n and cpu_s else f"{'':>9}"
             print(
-                f"{export.name:28} {config:8} {n or '':>9} {seconds:9.1f} {rate} {ratio} {res['peak_rss_mb']:8}{extra}",
+                f"{export.name:24} {config:8} {n or '':>9} {seconds:8.1f} {rate} {ratio} {cpu_s:7.1f} {per_cpu} "
+                f"{res['peak_rss_mb']:8}{extra}",
                 flush=True,
             )
             if args.json:
