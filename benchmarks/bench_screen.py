@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,15 +54,15 @@ def _tree_sample(root: int, cpu: dict[int, float]) -> int:
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
-        fields = stat.get(pid)
-        if fields is not None:
-            total += int(fields[21]) * _PAGE
-            cpu[pid] = (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
-        stack += children.get(pid, [])
+        own = stat.get(pid)
+        if own is not None:
+            total += int(own[21]) * _PAGE
+            cpu[pid] = (int(own[11]) + int(own[12])) / _TICK  # utime + stime
+        stack.extend(children.get(pid, ()))
     return total
 
 
-def _inner(export: Path, config: str) -> dict[str, object]:
+def _inner(export: Path, config: str, keep: Path | None = None) -> dict[str, object]:
     if config == "parse":
         import orjson
 
@@ -76,7 +77,12 @@ def _inner(export: Path, config: str) -> dict[str, object]:
                 lines += 1
         return {"seconds": time.perf_counter() - start, "lines": lines}
     engine, n = config.split("-")
-    with tempfile.TemporaryDirectory(prefix="bench-screen-") as out:
+    with contextlib.ExitStack() as stack:
+        if keep is None:
+            out = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-screen-"))
+        else:
+            out = str(keep / f"{export.name}-{config}")
+            shutil.rmtree(out, ignore_errors=True)
         if engine == "local":
             from cds.screen import screen_local
 
@@ -94,8 +100,10 @@ def _inner(export: Path, config: str) -> dict[str, object]:
         return {"seconds": seconds, "patients": result.patients, "session_start": start - t0}
 
 
-def _outer(export: Path, config: str) -> dict[str, object]:
+def _outer(export: Path, config: str, keep: Path | None) -> dict[str, object]:
     cmd = [sys.executable, __file__, str(export), "--inner", config]
+    if keep is not None:
+        cmd += ["--keep", str(keep)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     peak, cpu = 0, dict[int, float]()
     while proc.poll() is None:
@@ -115,9 +123,10 @@ def main() -> None:
     ap.add_argument("--configs", nargs="+", default=["parse", "local-1", "local-2", "spark-1", "spark-2"])
     ap.add_argument("--inner", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="append results as JSON lines to this file")
+    ap.add_argument("--keep", type=Path, help="write each run's result to KEEP/<export>-<config> and keep it")
     args = ap.parse_args()
     if args.inner:
-        print(json.dumps(_inner(args.exports[0], args.inner)))
+        print(json.dumps(_inner(args.exports[0], args.inner, args.keep)))
         return
     print(
         f"{'export':24} {'config':8} {'patients':>9} {'seconds':>8} {'patients/s':>11} {'x parse':>8} "
@@ -126,7 +135,7 @@ def main() -> None:
     for export in args.exports:
         parse_s = None
         for config in args.configs:
-            res = _outer(export, config)
+            res = _outer(export, config, args.keep)
             seconds = float(res["seconds"])  # type: ignore[arg-type]
             if config == "parse":
                 parse_s = seconds

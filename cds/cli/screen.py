@@ -28,7 +28,9 @@ def screen(
     engine: Annotated[Engine, typer.Option(help="local processes, or a Spark job")] = Engine.local,
     processes: Annotated[int | None, typer.Option(help="local worker processes (default: all cores)")] = None,
     master: Annotated[str | None, typer.Option(help="Spark master URL, e.g. local[4], spark://host:7077")] = None,
-    partitions: Annotated[int | None, typer.Option(help="Spark partitions (default: from the input size)")] = None,
+    partitions: Annotated[
+        int | None, typer.Option(help="Spark partitions (default: about 32 MB of NDJSON each, at least 2 per core)")
+    ] = None,
     fresh: Annotated[bool, typer.Option(help="discard an unfinished earlier run instead of resuming it")] = False,
     limit: Annotated[int | None, typer.Option(help="stop after this many patients (resume later)")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
