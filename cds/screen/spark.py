@@ -1,21 +1,23 @@
 """The same screening as a PySpark job, in one pass over the input and one shuffle.
 
-1. Map (one task per input split): every line is classified once (``cds.fhir.bulk.attribute``, the function
-   the local partitioning uses) and keyed by its patient's bucket, ``crc32(id) % partitions``; each task also
-   emits its line counts (lines, resources, bad lines by reason) as one extra record, so the summary needs no
-   separate counting pass.
+1. Map (one task per gzip file, or per 64 MB range of a plain file): the task reads its lines in Python, as
+   the local run does (``cds.fhir.bulk.iter_lines``: the lines never pass through the JVM before the
+   shuffle), classifies each once (``cds.fhir.bulk.attribute``, the local partitioning's function) and keys
+   it by its patient's bucket, ``crc32(id) % partitions``; consecutive lines of one patient travel as one
+   record. Each task also emits its line counts (lines, resources, bad lines by reason) as one extra record,
+   so the summary needs no counting pass.
 2. Shuffle: ``partitionBy`` on that key (a hash partitioning: no sampling job, unlike a range partitioning),
    so each partition holds every line of its patients, like a local bucket.
 3. Reduce: each partition is grouped by patient in memory (about one local bucket's size) and evaluated
    patient by patient in id order with the Python worker process's one Evaluator (``cds.screen.worker``;
    ``spark.python.worker.reuse`` keeps it across tasks). Rows leave the Python workers as JSON bytes.
-4. The rows (small: a few hundred bytes per patient) are cached, all partitions evaluated in parallel, then
-   streamed to the driver one partition at a time; each partition's rows are already sorted, so the driver
-   spills them as sorted runs to a local scratch folder and k-way merges the runs into the same writer as the
+4. The rows (a few hundred bytes per patient) are cached, all partitions evaluated in parallel, then streamed
+   to the driver one partition at a time; each partition's rows are already sorted, so the driver spills them
+   as sorted runs to a scratch folder in ``--out`` and k-way merges the runs into the same writer as the
    local run (``cds.screen.output``). The two tables are identical; the driver holds one row per run.
 
-Executors need this package installed (``pip install trd-cds``, or ``--py-files``) with its ``rules/``; the
-export directory must be readable by every executor (a shared or distributed filesystem).
+Executors need this package installed (``pip install trd-cds``, or ``--py-files``) with its ``rules/``, and
+must read the export directory at the same path as the driver (a shared filesystem).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import IO, Any
 
 import orjson
 
-from cds.fhir.bulk import FileStats, attribute, bucket_of, choose_buckets, export_files, group_lines
+from cds.fhir.bulk import FileStats, attribute, bucket_of, choose_buckets, export_files, group_lines, iter_lines
 from cds.screen.local import ScreenResult, write_summary
 from cds.screen.output import write_table
 from cds.screen.summary import SummaryBuilder
@@ -41,27 +43,67 @@ from cds.screen.worker import evaluate_patient
 # The key of the records that carry a map task's line counts. patient_of never returns an empty id, and the
 # empty string sorts before every id, so these records are told apart from patients without ambiguity.
 _STATS_KEY = ""
+SPLIT_BYTES = 64 * 1024 * 1024  # plain input files are read in ranges of this size, one map task each
 
 
-def _keyed_lines(name: str, partitions: int) -> Any:
-    """Map side for one input file: (partition, (patient id, lines)) where lines are consecutive lines of one
-    patient joined by newlines, then one (0, ("", counts)) record. Exports usually list a patient's resources
-    together, so this sends one record per patient and file through the shuffle instead of one per line (each
-    record costs a pickling and a JVM object on both sides); memory stays one patient's lines."""
+Split = tuple[str, str, int, int]  # path, file name, first byte, end byte (-1: the whole file)
 
-    def run(lines: Iterable[bytes]) -> Iterator[tuple[int, tuple[str, bytes]]]:
-        stats = FileStats(name)
-        last_pid: str | None = None
-        run_lines: list[bytes] = []
-        for pid, line in attribute(lines, stats):
-            if pid != last_pid:
-                if last_pid is not None:
-                    yield bucket_of(last_pid, partitions), (last_pid, b"\n".join(run_lines))
-                last_pid, run_lines = pid, []
-            run_lines.append(line)
-        if last_pid is not None:
-            yield bucket_of(last_pid, partitions), (last_pid, b"\n".join(run_lines))
-        yield 0, (_STATS_KEY, orjson.dumps(stats.to_json()))
+
+def _splits(files: list[Path], split_bytes: int) -> list[Split]:
+    """The map tasks: a gzip file whole (not splittable), a plain file in ranges of ``split_bytes``."""
+    out: list[Split] = []
+    for p in files:
+        path, size = str(p.resolve()), p.stat().st_size
+        if p.name.endswith(".gz") or size <= split_bytes:
+            out.append((path, p.name, 0, -1))
+        else:
+            out += [(path, p.name, start, min(start + split_bytes, size)) for start in range(0, size, split_bytes)]
+    return out
+
+
+def _split_lines(path: str, start: int, end: int) -> Iterator[bytes]:
+    """The lines that start in [start, end) of a plain file (a line belongs to the split it starts in), or
+    every line of the file for end -1; line ends and blank lines handled as ``bulk.iter_lines`` does."""
+    if end < 0:
+        yield from iter_lines(Path(path))
+        return
+    with open(path, "rb") as fh:
+        if start > 0:
+            fh.seek(start - 1)
+            fh.readline()  # to the first line that starts at or after ``start``
+        pos = fh.tell()
+        while pos < end:
+            raw = fh.readline()
+            if not raw:
+                break
+            pos += len(raw)
+            line = raw.rstrip(b"\r\n")
+            if line[:1] == b"{" or line.strip():
+                yield line
+
+
+def _keyed_lines(partitions: int) -> Any:
+    """Map side: each split's lines as (partition, (patient id, lines)), where lines are consecutive lines of
+    one patient joined by newlines, then one (0, ("", counts)) record per split. Exports usually list a
+    patient's resources together, so this sends about one record per patient and file through the shuffle
+    instead of one per line (each record costs a pickling and a JVM object on both sides); memory stays one
+    patient's lines. The files are read here, in Python, like the local run reads them: the lines never pass
+    through the JVM before the shuffle."""
+
+    def run(splits: Iterable[Split]) -> Iterator[tuple[int, tuple[str, bytes]]]:
+        for path, name, start, end in splits:
+            stats = FileStats(name)
+            last_pid: str | None = None
+            run_lines: list[bytes] = []
+            for pid, line in attribute(_split_lines(path, start, end), stats):
+                if pid != last_pid:
+                    if last_pid is not None:
+                        yield bucket_of(last_pid, partitions), (last_pid, b"\n".join(run_lines))
+                    last_pid, run_lines = pid, []
+                run_lines.append(line)
+            if last_pid is not None:
+                yield bucket_of(last_pid, partitions), (last_pid, b"\n".join(run_lines))
+            yield 0, (_STATS_KEY, orjson.dumps(stats.to_json()))
 
     return run
 
@@ -85,7 +127,7 @@ def _evaluate(now: str) -> Any:
                     yield pid, data
 
         for pid, group in group_lines(chunks()):  # reads the whole partition before the first patient
-            # text lines never hold a newline (Hadoop splits on it), so the split gives the lines back exactly
+            # lines never hold a newline (the readers split on it), so the split gives the lines back exactly
             lines = [line for data in group for line in data.split(b"\n")]
             yield pid, orjson.dumps(evaluate_patient(pid, lines, when))
         for doc in counts:
@@ -159,6 +201,7 @@ def screen_spark(
     spark: Any = None,
     master: str | None = None,
     partitions: int | None = None,
+    split_bytes: int = SPLIT_BYTES,
 ) -> ScreenResult:
     """Screen the export with Spark (an existing session, or one for ``master``) into ``out_dir``."""
     files = export_files(export_dir)
@@ -176,12 +219,8 @@ def screen_spark(
             master_url = sc.master
             # about one local bucket (32 MB of NDJSON) per partition, at least two per core
             n_parts = partitions or max(choose_buckets(files), 2 * sc.defaultParallelism)
-            keyed = sc.union(
-                [
-                    sc.textFile(str(p.resolve()), use_unicode=False).mapPartitions(_keyed_lines(p.name, n_parts))
-                    for p in files
-                ]
-            )
+            splits = _splits(files, split_bytes)
+            keyed = sc.parallelize(splits, len(splits)).mapPartitions(_keyed_lines(n_parts))
             rows = (
                 keyed.partitionBy(n_parts, _partition_of)
                 .mapPartitions(_evaluate(now.isoformat()))

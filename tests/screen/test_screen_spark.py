@@ -60,7 +60,7 @@ def test_spark_interleaved_patients_and_files(spark: Any, tmp_path: Path) -> Non
         fh.write(b"\n".join(cond % (100 + i, i % 4) for i in range(12)) + b"\n[1]\n")
     local, remote = tmp_path / "local", tmp_path / "spark"
     screen_local(export, local, NOW, processes=1, progress=False)
-    screen_spark(export, remote, NOW, spark=spark, partitions=4)
+    screen_spark(export, remote, NOW, spark=spark, partitions=4, split_bytes=200)  # plain files in many ranges
     assert read_bytes(remote) == read_bytes(local)
     a, b = (orjson.loads((d / "summary.json").read_bytes())["input"] for d in (local, remote))
     assert a == b and a["bad_lines"] == {"not_json": 1, "not_object": 1}
