@@ -16,6 +16,7 @@ from cds.evaluation import Evaluator
 from cds.fhir.bulk import parse_lines
 from cds.screen.row import Row, error_row, row_from_evaluation
 
+GC_YOUNG_THRESHOLD = 5000  # as in the CDS Hooks worker (cds/hooks/app.py), where it was measured
 _EVALUATOR: Evaluator | None = None
 _EVALUATOR_PID: int | None = None
 
@@ -26,12 +27,15 @@ def evaluator() -> Evaluator:
     Once built, everything the process holds (knowledge, compiled rules, imported modules) lives as long as the
     process, so it is moved out of the cyclic garbage collector's generations (``gc.freeze``): the collections
     that evaluating patients triggers then scan only the patients' objects, not the ≈ 60,000 long-lived ones
-    every time (measured on 1,000 patients: evaluation 9.2 -> 7.4 ms, JSON parse 1.2 -> 0.8 ms per patient)."""
+    (measured: about 7 % off evaluation and 20 % off the JSON parse of each patient)."""
     global _EVALUATOR, _EVALUATOR_PID
     if _EVALUATOR is None or os.getpid() != _EVALUATOR_PID:
         _EVALUATOR, _EVALUATOR_PID = Evaluator(), os.getpid()
         gc.collect()
         gc.freeze()
+        # A patient's thousands of parsed containers die with its evaluation: collect the young generation
+        # every GC_YOUNG_THRESHOLD net allocations instead of every 700 (cycles are still collected, later).
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     return _EVALUATOR
 
 
