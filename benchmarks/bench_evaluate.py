@@ -47,12 +47,20 @@ def summarise(ns: list[int]) -> dict[str, float]:
     }
 
 
-def time_each(items: list[bytes], fn: Callable[[bytes], object]) -> list[int]:
-    out = []
+CLOCKS: dict[str, Callable[[], int]] = {"wall": time.perf_counter_ns, "cpu": time.process_time_ns}
+
+
+def time_interleaved(
+    items: list[bytes], fns: list[Callable[[bytes], object]], clock: Callable[[], int]
+) -> list[list[int]]:
+    """Time every function on every item, item by item, so that a burst of load from other processes on a
+    shared machine falls on all the measures of the same patients alike and their ratios stay meaningful."""
+    out: list[list[int]] = [[] for _ in fns]
     for data in items:
-        t0 = time.perf_counter_ns()
-        fn(data)
-        out.append(time.perf_counter_ns() - t0)
+        for fn, times in zip(fns, out, strict=True):
+            t0 = clock()
+            fn(data)
+            times.append(clock() - t0)
     return out
 
 
@@ -61,14 +69,16 @@ def peak_rss_mb() -> float:
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
-def bench_scale(evaluator: Evaluator, kind: str, scale: int, n: int, now: date) -> dict[str, Any]:
+def bench_scale(
+    evaluator: Evaluator, kind: str, scale: int, n: int, now: date, clock: Callable[[], int]
+) -> dict[str, Any]:
     warm = [json.dumps(p).encode() for p in generate_population(WARMUP, seed=999, history_scale=scale)]
     data = [json.dumps(p).encode() for p in generate_population(n, seed=scale, history_scale=scale)]
     for item in warm:
         evaluator.evaluate_bytes(item, now)
-    total = time_each(data, lambda b: evaluator.evaluate_bytes(b, now))
-    parse = time_each(data, json.loads)
-    facts = time_each(data, lambda b: evaluator.facts(b, now))
+    total, parse, facts = time_interleaved(
+        data, [lambda b: evaluator.evaluate_bytes(b, now), json.loads, lambda b: evaluator.facts(b, now)], clock
+    )
     rules = [max(0, t - f) for t, f in zip(total, facts, strict=True)]
     row = {
         "evaluator": kind,
@@ -116,6 +126,12 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100], help="history_scale values")
     ap.add_argument("--patients", type=int, nargs="+", default=[500, 100, 10], help="patients per scale (same order)")
     ap.add_argument("--json", type=Path, help="also write the results as JSON here")
+    ap.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (excludes waiting for a core on a busy machine)",
+    )
     args = ap.parse_args()
     counts = (args.patients + [args.patients[-1]] * len(args.scales))[: len(args.scales)]
     kinds = ["durable", "reference"] if args.evaluator == "both" else [args.evaluator]
@@ -128,15 +144,19 @@ def main() -> None:
         print(f"[{kind}] evaluator built in {load_s * 1000:.0f} ms", file=sys.stderr)
         for scale, n in zip(args.scales, counts, strict=True):
             print(f"[{kind}] scale {scale}: {n} patients ...", file=sys.stderr)
-            row = bench_scale(evaluator, kind, scale, n, now)
+            row = bench_scale(evaluator, kind, scale, n, now, CLOCKS[args.clock])
             row["evaluator_build_ms"] = load_s * 1000
             rows.append(row)
-    print(f"Python {platform.python_version()} on {platform.machine()}, now={now}, warm-up {WARMUP} patients")
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, now={now}, warm-up {WARMUP} patients, "
+        f"{args.clock} clock"
+    )
     print_table(rows)
     print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
     if args.json:
         out = {
             "command": " ".join(sys.argv),
+            "clock": args.clock,
             "python": platform.python_version(),
             "peak_rss_mb": peak_rss_mb(),
             "results": rows,
