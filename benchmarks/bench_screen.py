@@ -3,6 +3,7 @@ and the ratio to just parsing the NDJSON.
 
     python benchmarks/make_bulk_export.py /tmp/bench/export-1k --patients 1000
     python benchmarks/bench_screen.py /tmp/bench/export-1k --configs local-1 local-2 spark-1 spark-2 parse
+    python benchmarks/bench_screen.py /tmp/bench/export-1k --profile   # a local run's time per step
 
 Each configuration runs in a fresh subprocess; its peak memory is the largest sum of RSS over the whole
 process tree (driver, pool workers, JVM, Spark Python workers), sampled every 0.1 s from /proc. patients/s
@@ -100,6 +101,71 @@ def _inner(export: Path, config: str, keep: Path | None = None) -> dict[str, obj
         return {"seconds": seconds, "patients": result.patients, "session_start": start - t0}
 
 
+def _profile(export: Path) -> None:
+    """Where a local run's time goes per patient: its steps run by hand in this process (process time)."""
+    import heapq
+
+    import orjson
+
+    from cds.fhir.bulk import export_files, iter_lines, parse_lines, partition_file, read_bucket
+    from cds.screen.output import write_table
+    from cds.screen.row import row_from_evaluation
+    from cds.screen.summary import SummaryBuilder
+    from cds.screen.workdir import finish_bucket, iter_rows
+    from cds.screen.worker import evaluator
+
+    steps: dict[str, float] = {}
+
+    def add(step: str, start: float) -> float:
+        now = time.process_time()
+        steps[step] = steps.get(step, 0.0) + now - start
+        return now
+
+    ev, files, buckets, n = evaluator(), export_files(export), 16, 0
+    with tempfile.TemporaryDirectory(prefix="bench-screen-profile-") as tmp:
+        work, rows = Path(tmp) / "buckets", Path(tmp) / "rows"
+        rows.mkdir()
+        t = time.process_time()
+        for path in export_files(export):
+            for _ in iter_lines(path):
+                pass
+        t = add("read lines only (part of partition)", t)
+        for path in files:
+            partition_file(path, work, buckets)
+        t = add("partition (read, attribute, write)", t)
+        for b in range(buckets):
+            journal, done = rows / f"{b}.journal", rows / f"{b}.rows"
+            with journal.open("ab") as fh:
+                for pid, lines in read_bucket(work / f"b{b:05d}"):
+                    t = add("read bucket + group", t)
+                    ordered = sorted(lines)
+                    t = add("sort a patient's lines", t)
+                    resources = parse_lines(ordered)
+                    t = add("parse (orjson)", t)
+                    evaluation = ev.evaluate_resources(resources, NOW)
+                    t = add("EVALUATE", t)
+                    row = row_from_evaluation(pid, evaluation)
+                    t = add("row", t)
+                    fh.write(orjson.dumps(row) + b"\n")
+                    fh.flush()
+                    t = add("journal", t)
+                    n += 1
+            finish_bucket(journal, done)
+            t = add("finish bucket", t)
+        merged = heapq.merge(*(iter_rows(rows / f"{b}.rows") for b in range(buckets)), key=lambda r: r["patient_id"])
+        write_table(merged, Path(tmp) / "out", SummaryBuilder())
+        add("merge + write table", t)
+    evaluate = steps["EVALUATE"]
+    print(f"{n:,} patients; ms per patient (process time) and % of evaluation")
+    for step, seconds in steps.items():
+        print(f"{step:38} {1000 * seconds / n:7.3f}  {100 * seconds / evaluate:6.1f} %")
+    over = sum(v for k, v in steps.items() if k != "EVALUATE" and not k.startswith("read lines only"))
+    parse = steps["parse (orjson)"]
+    print(f"{'overhead (all but evaluation)':38} {1000 * over / n:7.3f}  {100 * over / evaluate:6.1f} %")
+    rest = over - parse
+    print(f"{'  without the parse the engine needs':38} {1000 * rest / n:7.3f}  {100 * rest / evaluate:6.1f} %")
+
+
 def _outer(export: Path, config: str, keep: Path | None) -> dict[str, object]:
     cmd = [sys.executable, __file__, str(export), "--inner", config]
     if keep is not None:
@@ -124,7 +190,11 @@ def main() -> None:
     ap.add_argument("--inner", help=argparse.SUPPRESS)
     ap.add_argument("--json", type=Path, help="append results as JSON lines to this file")
     ap.add_argument("--keep", type=Path, help="write each run's result to KEEP/<export>-<config> and keep it")
+    ap.add_argument("--profile", action="store_true", help="break a local run's time per patient into its steps")
     args = ap.parse_args()
+    if args.profile:
+        _profile(args.exports[0])
+        return
     if args.inner:
         print(json.dumps(_inner(args.exports[0], args.inner, args.keep)))
         return
