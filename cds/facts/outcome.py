@@ -6,8 +6,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from cds.facts.models import Outcome, Score, TrialOutcome
+from cds.facts.models import Outcome, Score, TrialOutcome, validator
 from cds.knowledge import Knowledge
+
+_outcome = validator(TrialOutcome)  # TrialOutcome(**fields), validated, cheaper (models.validator)
 
 
 class ScoreIndex:
@@ -52,13 +54,15 @@ def assess_outcome(
 ) -> TrialOutcome:
     cfg = knowledge.config
     if stopped_for_adverse_effect and not ongoing and weeks_at_adequate_dose < cfg["min_trial_weeks"]:
-        return TrialOutcome(
-            outcome="intolerance",
-            basis="stopped with a documented adverse effect before an adequate trial was completed",
-            evidence=adverse_evidence,
+        return _outcome(
+            {
+                "outcome": "intolerance",
+                "basis": "stopped with a documented adverse effect before an adequate trial was completed",
+                "evidence": adverse_evidence,
+            }
         )
     if start is None or end is None:
-        return TrialOutcome(outcome="unknown", basis="trial dates are not known")
+        return _outcome({"outcome": "unknown", "basis": "trial dates are not known"})
     base_lo = start - timedelta(days=cfg["baseline_days_before_start"])
     base_hi = start + timedelta(days=cfg["baseline_days_after_start"])
     end_lo = end - timedelta(days=cfg["end_score_days_before_end"])
@@ -83,7 +87,7 @@ def assess_outcome(
                 update={"basis": f"{result.basis}; stopped before week {early:g}, too early to judge nonresponse"}
             )
         return result
-    return TrialOutcome(outcome="unknown", basis=reason)
+    return _outcome({"outcome": "unknown", "basis": reason})
 
 
 def _compare(
@@ -93,13 +97,15 @@ def _compare(
     evidence: tuple[str, ...] = (baseline.ref, final.ref)
     cut = knowledge.instruments.remission_max(instrument)
     if baseline.value <= 0 or (cut is not None and baseline.value <= cut.value):
-        return TrialOutcome(
-            outcome="unknown",
-            instrument=instrument,
-            baseline_score=baseline.value,
-            baseline_date=baseline.date,
-            basis=f"baseline {name} {baseline.value:g} is already in the remission range",
-            evidence=(baseline.ref,),
+        return _outcome(
+            {
+                "outcome": "unknown",
+                "instrument": instrument,
+                "baseline_score": baseline.value,
+                "baseline_date": baseline.date,
+                "basis": f"baseline {name} {baseline.value:g} is already in the remission range",
+                "evidence": (baseline.ref,),
+            }
         )
     improvement = round((baseline.value - final.value) / baseline.value * 100.0, 1)
     outcome = classify(knowledge, instrument, final.value, improvement)
@@ -113,15 +119,17 @@ def _compare(
                 outcome, lost = "response", True
                 basis += f"; earlier {best.value:g} on {best.date} was a response, later lost"
                 evidence = (*evidence, best.ref)
-    return TrialOutcome(
-        outcome=outcome,
-        instrument=instrument,
-        baseline_score=baseline.value,
-        baseline_date=baseline.date,
-        end_score=final.value,
-        end_date=final.date,
-        improvement_pct=improvement,
-        response_lost=lost,
-        basis=basis,
-        evidence=evidence,
+    return _outcome(
+        {
+            "outcome": outcome,
+            "instrument": instrument,
+            "baseline_score": baseline.value,
+            "baseline_date": baseline.date,
+            "end_score": final.value,
+            "end_date": final.date,
+            "improvement_pct": improvement,
+            "response_lost": lost,
+            "basis": basis,
+            "evidence": evidence,
+        }
     )

@@ -24,11 +24,15 @@ from cds.facts.models import (
     MedicationExposure,
     Score,
     Trial,
+    validator,
 )
 from cds.facts.outcome import ScoreIndex, assess_outcome
 from cds.knowledge import Knowledge
 
 _DAY = timedelta(days=1)
+# Validated constructors without BaseModel.__init__ (see models.validator): a long history makes thousands.
+_dose_step, _dose_record, _trial = validator(DoseStep), validator(DoseRecord), validator(Trial)
+_augmentation, _excluded = validator(Augmentation), validator(ExcludedExposure)
 
 
 @dataclass
@@ -178,7 +182,7 @@ def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
         if profile.steps and profile.steps[-1].daily_dose_mg == dose and profile.steps[-1].end == lo - _DAY:
             profile.steps[-1] = profile.steps[-1].model_copy(update={"end": hi - _DAY})
         else:
-            profile.steps.append(DoseStep(start=lo, end=hi - _DAY, daily_dose_mg=dose))
+            profile.steps.append(_dose_step({"start": lo, "end": hi - _DAY, "daily_dose_mg": dose}))
     return profile
 
 
@@ -196,12 +200,14 @@ def _augmentations(
             continue
         prior = merged.get(exp.ingredient)
         if prior is None:
-            merged[exp.ingredient] = Augmentation(
-                ingredient=exp.ingredient,
-                drug_class=exp.drug_class,
-                start=exp.start,
-                end=exp.end,
-                evidence=exp.evidence,
+            merged[exp.ingredient] = _augmentation(
+                {
+                    "ingredient": exp.ingredient,
+                    "drug_class": exp.drug_class,
+                    "start": exp.start,
+                    "end": exp.end,
+                    "evidence": exp.evidence,
+                }
             )
         else:
             merged[exp.ingredient] = prior.model_copy(
@@ -248,13 +254,15 @@ def build_trials(
             and all(e.daily_dose_mg is not None for e in members)
         ):
             excluded.append(
-                ExcludedExposure(
-                    id=f"excluded-{len(excluded) + 1}",
-                    ingredient=group.ingredient,
-                    max_daily_dose_mg=profile.max_dose,
-                    threshold_mg=hypnotic.value,
-                    reason=hypnotic.note or "dose in the non-antidepressant range",
-                    evidence=evidence,
+                _excluded(
+                    {
+                        "id": f"excluded-{len(excluded) + 1}",
+                        "ingredient": group.ingredient,
+                        "max_daily_dose_mg": profile.max_dose,
+                        "threshold_mg": hypnotic.value,
+                        "reason": hypnotic.note or "dose in the non-antidepressant range",
+                        "evidence": evidence,
+                    }
                 )
             )
             continue
@@ -290,37 +298,45 @@ def build_trials(
         )
         in_episode = episode.start is None or end is None or end >= episode.start
         trials.append(
-            Trial(
-                id=f"trial-{len(trials) + 1}",
-                ingredient=group.ingredient,
-                rxnorm=drug.rxnorm[0] if drug and drug.rxnorm else None,
-                drug_class=drug.drug_class if drug else best.drug_class,
-                formulation=formulation,
-                start=start,
-                end=end,
-                ongoing=ongoing,
-                dates_known=dates_known,
-                in_current_episode=in_episode,
-                max_daily_dose_mg=profile.max_dose,
-                min_adequate_dose_mg=min_dose.value if min_dose else None,
-                min_dose_confidence=min_dose.confidence if min_dose else None,
-                label_max_dose_mg=max_label.value if max_label else None,
-                weeks_total=weeks_total,
-                weeks_at_adequate_dose=weeks_adequate,
-                weeks_dose_unknown=round(profile.days_unknown / 7.0, 1) if dates_known else 0.0,
-                stopped_for_adverse_effect=bool(adverse_refs),
-                days_without_supply=profile.days_gap,
-                supply_based=bool(group.exposures) and all(e.kind == "dispense" for e in group.exposures),
-                dose_steps=tuple(profile.steps),
-                dose_records=tuple(
-                    DoseRecord(
-                        ref=e.ref, start=e.start, end=e.end, daily_dose_mg=e.daily_dose_mg, derivation=e.dose_derivation
-                    )
-                    for e in members
-                ),
-                augmentations=_augmentations(start, end, augmenting),
-                outcome=outcome,
-                evidence=tuple(dict.fromkeys(evidence + outcome.evidence)),
+            _trial(
+                {
+                    "id": f"trial-{len(trials) + 1}",
+                    "ingredient": group.ingredient,
+                    "rxnorm": drug.rxnorm[0] if drug and drug.rxnorm else None,
+                    "drug_class": drug.drug_class if drug else best.drug_class,
+                    "formulation": formulation,
+                    "start": start,
+                    "end": end,
+                    "ongoing": ongoing,
+                    "dates_known": dates_known,
+                    "in_current_episode": in_episode,
+                    "max_daily_dose_mg": profile.max_dose,
+                    "min_adequate_dose_mg": min_dose.value if min_dose else None,
+                    "min_dose_confidence": min_dose.confidence if min_dose else None,
+                    "label_max_dose_mg": max_label.value if max_label else None,
+                    "weeks_total": weeks_total,
+                    "weeks_at_adequate_dose": weeks_adequate,
+                    "weeks_dose_unknown": round(profile.days_unknown / 7.0, 1) if dates_known else 0.0,
+                    "stopped_for_adverse_effect": bool(adverse_refs),
+                    "days_without_supply": profile.days_gap,
+                    "supply_based": bool(group.exposures) and all(e.kind == "dispense" for e in group.exposures),
+                    "dose_steps": tuple(profile.steps),
+                    "dose_records": tuple(
+                        _dose_record(
+                            {
+                                "ref": e.ref,
+                                "start": e.start,
+                                "end": e.end,
+                                "daily_dose_mg": e.daily_dose_mg,
+                                "derivation": e.dose_derivation,
+                            }
+                        )
+                        for e in members
+                    ),
+                    "augmentations": _augmentations(start, end, augmenting),
+                    "outcome": outcome,
+                    "evidence": tuple(dict.fromkeys(evidence + outcome.evidence)),
+                }
             )
         )
     return trials, excluded

@@ -6,6 +6,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from cds.fhir.memo import ConceptMemo
+
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
@@ -45,11 +47,11 @@ def parse_date(value: Any) -> date | None:
         return None
 
 
-def codings(concept: Any) -> list[tuple[str, str, str]]:
-    """(system, code, display) of every well-formed coding in a CodeableConcept."""
-    out: list[tuple[str, str, str]] = []
-    if not isinstance(concept, dict):
-        return out
+Coding = tuple[str, str, str]
+
+
+def _codings(concept: Any) -> tuple[Coding, ...]:
+    out: list[Coding] = []
     coding = concept.get("coding")
     for c in coding if isinstance(coding, list) else as_list(coding):
         if isinstance(c, dict):
@@ -63,7 +65,17 @@ def codings(concept: Any) -> list[tuple[str, str, str]]:
                         display if isinstance(display, str) else "",
                     )
                 )
-    return out
+    return tuple(out)
+
+
+_CODINGS: ConceptMemo[tuple[Coding, ...]] = ConceptMemo()
+
+
+def codings(concept: Any) -> tuple[Coding, ...]:
+    """(system, code, display) of every well-formed coding in a CodeableConcept."""
+    if not isinstance(concept, dict):
+        return ()
+    return _CODINGS.get(concept, _codings)
 
 
 def concept_texts(concept: Any) -> list[str]:

@@ -8,13 +8,22 @@ from cds.fhir.reader import RawInput, Resource
 
 
 class ResourceIndex:
+    """Built on the first lookup: most records never resolve a reference (medications name their code inline)."""
+
     def __init__(self, raw: RawInput) -> None:
-        self._by_ref: dict[str, Resource] = {}
-        for res in raw.resources:
-            rid = res.get("id")
-            if isinstance(rid, str) and rid:
-                self._by_ref.setdefault(f"{res['resourceType']}/{rid}", res)
+        self._resources = list(raw.resources)
         self._by_url = dict(raw.full_urls)
+        self._by_ref: dict[str, Resource] | None = None
+
+    def _refs(self) -> dict[str, Resource]:
+        if self._by_ref is None:
+            by_ref: dict[str, Resource] = {}
+            for res in self._resources:
+                rid = res.get("id")
+                if isinstance(rid, str) and rid:
+                    by_ref.setdefault(f"{res['resourceType']}/{rid}", res)
+            self._by_ref = by_ref
+        return self._by_ref
 
     def resolve(self, reference: Any, context: Resource | None = None) -> Resource | None:
         if not isinstance(reference, dict):
@@ -27,6 +36,7 @@ class ResourceIndex:
                 if isinstance(contained, dict) and contained.get("id") == ref[1:]:
                     return contained
             return None
+        by_ref = self._refs()
         if ref in self._by_url:
             return self._by_url[ref]
         parts = ref.rstrip("/").split("/")
@@ -35,5 +45,5 @@ class ResourceIndex:
             if "_history" in parts and len(parts) >= 4:
                 at = parts.index("_history")
                 key = f"{parts[at - 2]}/{parts[at - 1]}"
-            return self._by_ref.get(key)
+            return by_ref.get(key)
         return None

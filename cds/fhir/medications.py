@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from cds.facts.models import DataIssue, MedicationExposure
+from cds.facts.models import DataIssue, MedicationExposure, validator
 from cds.fhir.dosage import DoseEstimate, ProductStrength, daily_dose
 from cds.fhir.elements import (
     as_list,
@@ -23,6 +23,7 @@ from cds.fhir.elements import (
     resource_ref,
 )
 from cds.fhir.index import ResourceIndex
+from cds.fhir.memo import PerKnowledge
 from cds.fhir.reader import Resource
 from cds.knowledge import Knowledge
 from cds.knowledge.catalog import ATC_SYSTEMS, RXNORM_SYSTEMS
@@ -56,6 +57,7 @@ _SKIP_REQUEST = {"entered-in-error", "cancelled", "draft"}
 _REQUEST_INTENTS_TAKEN = {"order", "original-order", "reflex-order", "filler-order", "instance-order", None}
 _OPEN_STATUSES = {"active", "on-hold"}
 _DISPENSE_TAKEN = {"completed", None}
+_exposure = validator(MedicationExposure)  # MedicationExposure(**fields), validated, cheaper (models.validator)
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,25 @@ class Resolved:
     evidence: list[str] = field(default_factory=list)
 
 
+# What each distinct medication concept names: (components, text), a pure function of the concept and the catalog.
+_CONCEPTS: PerKnowledge[tuple[tuple[Component, ...], str]] = PerKnowledge()
+
+
 class MedicationResolver:
     def __init__(self, knowledge: Knowledge, index: ResourceIndex) -> None:
         self.catalog = knowledge.catalog
         self.index = index
+        self._concepts = _CONCEPTS(knowledge)
 
     def from_concept(self, concept: Any) -> Resolved:
+        components, text = self._concepts.get(concept, self._recognise)
+        return Resolved(components=list(components), text=text)
+
+    def _recognise(self, concept: Any) -> tuple[tuple[Component, ...], str]:
+        resolved = self._from_concept(concept)
+        return tuple(resolved.components), resolved.text
+
+    def _from_concept(self, concept: Any) -> Resolved:
         texts = concept_texts(concept)
         resolved = Resolved(text=texts[0] if texts else "")
         for system, code, display in codings(concept):
@@ -278,26 +293,30 @@ class ExposureBuilder:
                 )
                 dose, derivation = None, f"implausible dose ignored ({derivation})"
             out.append(
-                MedicationExposure(
-                    ref=ref,
-                    kind={"MedicationStatement": "statement", "MedicationRequest": "request"}.get(rtype, "dispense"),
-                    ingredient=comp.drug.ingredient,
-                    role=comp.drug.role,
-                    drug_class=comp.drug.drug_class,
-                    formulation=comp.formulation,
-                    medication_text=resolved.text or comp.drug.ingredient,
-                    start=start,
-                    end=end,
-                    end_is_estimate=end_estimated,
-                    open_ended=open_ended,
-                    proposed=proposed,
-                    status=status,
-                    daily_dose_mg=dose,
-                    dose_derivation=f"{derivation} [{comp.how}]",
-                    stopped_for_adverse_effect=adverse,
-                    reason_text="; ".join(reason_texts) or None,
-                    indication_text="; ".join(indication) or None,
-                    evidence=(ref, *resolved.evidence),
+                _exposure(
+                    {
+                        "ref": ref,
+                        "kind": {"MedicationStatement": "statement", "MedicationRequest": "request"}.get(
+                            rtype, "dispense"
+                        ),
+                        "ingredient": comp.drug.ingredient,
+                        "role": comp.drug.role,
+                        "drug_class": comp.drug.drug_class,
+                        "formulation": comp.formulation,
+                        "medication_text": resolved.text or comp.drug.ingredient,
+                        "start": start,
+                        "end": end,
+                        "end_is_estimate": end_estimated,
+                        "open_ended": open_ended,
+                        "proposed": proposed,
+                        "status": status,
+                        "daily_dose_mg": dose,
+                        "dose_derivation": f"{derivation} [{comp.how}]",
+                        "stopped_for_adverse_effect": adverse,
+                        "reason_text": "; ".join(reason_texts) or None,
+                        "indication_text": "; ".join(indication) or None,
+                        "evidence": (ref, *resolved.evidence),
+                    }
                 )
             )
         return out

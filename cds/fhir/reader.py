@@ -50,7 +50,20 @@ def _add_bundle(raw: RawInput, bundle: Resource, where: str) -> None:
     if not isinstance(entries, list):
         raw.issues.append(_issue(where, "Bundle.entry is not a list"))
         return
+    resources, full_urls = raw.resources, raw.full_urls
     for i, entry in enumerate(entries):
+        if isinstance(entry, dict):
+            # The common case inline (what _add does for a well-formed entry that is not a Bundle): records hold
+            # hundreds of entries.
+            resource = entry.get("resource")
+            if isinstance(resource, dict):
+                rtype = resource.get("resourceType")
+                if isinstance(rtype, str) and rtype and rtype != "Bundle":
+                    resources.append(resource)
+                    full_url = entry.get("fullUrl")
+                    if isinstance(full_url, str) and full_url:
+                        full_urls[full_url] = resource
+                    continue
         here = f"{where}entry[{i}]" if where else f"entry[{i}]"
         if not isinstance(entry, dict):
             raw.issues.append(_issue(here, "Bundle entry is not an object"))

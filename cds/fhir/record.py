@@ -4,6 +4,8 @@ for Observation, Condition, AllergyIntolerance and Patient; medications are in m
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from cds.facts.models import (
     PatientRecord,
     ProcedureRecord,
     Score,
+    validator,
 )
 from cds.fhir.elements import (
     as_list,
@@ -28,10 +31,10 @@ from cds.fhir.elements import (
     effective_date,
     parse_date,
     period_bounds,
-    resource_ref,
 )
 from cds.fhir.index import ResourceIndex
 from cds.fhir.medications import ExposureBuilder, MedicationResolver
+from cds.fhir.memo import PerKnowledge
 from cds.fhir.reader import RawInput, Resource
 from cds.knowledge import Knowledge
 from cds.knowledge.models import Instrument, OtherObservation
@@ -43,6 +46,39 @@ _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
 _DISCARD_VERIFICATION = {"entered-in-error", "refuted"}
 _PROCEDURE_DONE = {"completed", "in-progress", None}
+# Validated constructors without BaseModel.__init__ (see models.validator): a record makes hundreds of these facts.
+_score, _lab, _diagnosis = validator(Score), validator(LabResult), validator(Diagnosis)
+_procedure, _adherence, _reaction = validator(ProcedureRecord), validator(AdherenceEvidence), validator(AdverseReaction)
+_record = validator(PatientRecord)
+_READ_TYPES = {"Patient", *_MEDICATION_TYPES, "Observation", "Condition", "AllergyIntolerance", "Procedure"}
+
+
+@dataclass(frozen=True)
+class _ObservationCode:
+    """What one Observation.code (or component code) names in the instrument and observation catalogs."""
+
+    scored: str | None  # the first coding naming an instrument or other scored questionnaire (Observation.code)
+    instrument: str | None  # the first coding naming an instrument (how a component is read)
+    analytes: tuple[Analyte, ...]
+    pregnancy: bool
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """One Condition or Procedure code: its system|code keys, texts, and every value set holding any of them."""
+
+    keys: tuple[str, ...]
+    texts: tuple[str, ...]
+    valuesets: frozenset[str]
+    is_depression: bool
+
+    def categories(self, candidates: Iterable[str]) -> tuple[str, ...]:
+        return tuple(vid for vid in candidates if vid in self.valuesets)
+
+
+_Parts = list[tuple[dict[str, Any], _ObservationCode]]  # an Observation's components, each with what its code names
+_OBSERVATION_CODES: PerKnowledge[_ObservationCode] = PerKnowledge()
+_CODED: PerKnowledge[_Coded] = PerKnowledge()
 
 
 class RecordReader:
@@ -50,6 +86,8 @@ class RecordReader:
         self.knowledge = knowledge
         self.now = now
         self.future_limit = now + timedelta(days=knowledge.config["future_tolerance_days"])
+        self._observation_codes = _OBSERVATION_CODES(knowledge)
+        self._coded = _CODED(knowledge)
 
     def read(self, raw: RawInput) -> PatientRecord:
         index = ResourceIndex(raw)
@@ -64,20 +102,30 @@ class RecordReader:
         patient_ref: str | None = None
         birth: date | None = None
         meds = ExposureBuilder(self.knowledge, index, self.now)
-        resolver = MedicationResolver(self.knowledge, index)
+        resolver = meds.resolver
         for i, res in enumerate(raw.resources):
             rtype = res["resourceType"]
-            ref = resource_ref(res) or f"{rtype}[{i}]"
+            if rtype not in _READ_TYPES:
+                continue  # nothing reads it (a Medication is reached through its reference)
+            rid = res.get("id")
+            ref = f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"{rtype}[{i}]"  # = resource_ref(res) or ...
             try:
                 if rtype == "Patient" and patient_ref is None:
-                    patient_ref, birth = resource_ref(res) or ref, parse_date(res.get("birthDate"))
+                    patient_ref, birth = ref, parse_date(res.get("birthDate"))
                 elif rtype in _MEDICATION_TYPES:
                     if rtype == "MedicationStatement" and res.get("status") == "not-taken":
                         nonadherence += self._not_taken(res, ref, resolver, issues)
                     exposures += meds.build(res, ref, issues)
                 elif rtype == "Observation":
-                    scores += self._scores(res, ref, issues)
-                    labs += self._labs(res, ref, issues)
+                    if res.get("status") in _OBSERVATION_OK:
+                        top = self._observation_code(res.get("code"))
+                        parts = [
+                            (comp, self._observation_code(comp.get("code")))
+                            for comp in as_list(res.get("component"))
+                            if isinstance(comp, dict)
+                        ]
+                        scores += self._scores(res, ref, issues, top, parts)
+                        labs += self._labs(res, ref, issues, top, parts)
                 elif rtype == "Condition":
                     dx = self._diagnosis(res, ref, issues)
                     if dx is not None:
@@ -91,18 +139,20 @@ class RecordReader:
             except (TypeError, ValueError, AttributeError, KeyError) as exc:
                 # A resource whose shape defeats the tolerant readers: report it, keep the rest.
                 issues.append(DataIssue(kind="invalid_resource", ref=ref, message=f"could not be read ({exc})"))
-        return PatientRecord(
-            patient_ref=patient_ref,
-            birth_date=birth,
-            exposures=tuple(exposures),
-            scores=tuple(sorted(scores, key=lambda s: (s.date, s.ref))),
-            diagnoses=tuple(diagnoses),
-            reactions=tuple(reactions),
-            procedures=tuple(sorted(procedures, key=lambda p: (p.start, p.ref))),
-            labs=tuple(sorted(labs, key=lambda x: (x.date, x.ref, x.analyte))),
-            nonadherence=tuple(nonadherence),
-            issues=tuple(issues),
-            resource_count=len(raw.resources),
+        return _record(
+            {
+                "patient_ref": patient_ref,
+                "birth_date": birth,
+                "exposures": tuple(exposures),
+                "scores": tuple(sorted(scores, key=lambda s: (s.date, s.ref))),
+                "diagnoses": tuple(diagnoses),
+                "reactions": tuple(reactions),
+                "procedures": tuple(sorted(procedures, key=lambda p: (p.start, p.ref))),
+                "labs": tuple(sorted(labs, key=lambda x: (x.date, x.ref, x.analyte))),
+                "nonadherence": tuple(nonadherence),
+                "issues": tuple(issues),
+                "resource_count": len(raw.resources),
+            }
         )
 
     def _usable_date(self, when: date | None, what: str, ref: str, issues: list[DataIssue]) -> date | None:
@@ -122,26 +172,12 @@ class RecordReader:
         return when
 
     # -- observations -------------------------------------------------------------------------------
-    def _scores(self, res: Resource, ref: str, issues: list[DataIssue]) -> list[Score]:
-        if res.get("status") not in _OBSERVATION_OK:
-            return []
-        found: list[tuple[str, Any]] = []
-        for system, code, _ in codings(res.get("code")):
-            inst = self.knowledge.instruments.match(system, code)
-            if inst is not None:
-                found.append((inst.id, res))
-                break
-            other = self.knowledge.instruments.match_other(system, code)
-            if other is not None:
-                found.append((other.id, res))
-                break
-        for comp in as_list(res.get("component")):
-            if isinstance(comp, dict):
-                for system, code, _ in codings(comp.get("code")):
-                    inst = self.knowledge.instruments.match(system, code)
-                    if inst is not None:
-                        found.append((inst.id, comp))
-                        break
+    def _scores(
+        self, res: Resource, ref: str, issues: list[DataIssue], top: _ObservationCode, parts: _Parts
+    ) -> list[Score]:
+        """Scores of an Observation whose status is usable, from its code and its components' codes."""
+        found: list[tuple[str, Any]] = [] if top.scored is None else [(top.scored, res)]
+        found += [(code.instrument, comp) for comp, code in parts if code.instrument is not None]
         if not found:
             return []
         when = self._usable_date(effective_date(res), "score", ref, issues)
@@ -175,31 +211,21 @@ class RecordReader:
                     )
                 )
                 continue
-            out.append(Score(ref=ref, instrument=instrument_id, value=value, date=when))
+            out.append(_score({"ref": ref, "instrument": instrument_id, "value": value, "date": when}))
         return out
 
     # -- labs and vital signs -----------------------------------------------------------------------
-    def _labs(self, res: Resource, ref: str, issues: list[DataIssue]) -> list[LabResult]:
-        if res.get("status") not in _OBSERVATION_OK:
-            return []
-        catalog = self.knowledge.observations
-        when = effective_date(res)
-        holders: list[tuple[Analyte, dict[str, Any]]] = []
-        pregnancy = False
-        for system, code, _ in codings(res.get("code")):
-            analyte = catalog.match(system, code)
-            if analyte is not None:
-                holders.append((analyte, res))
-            pregnancy = pregnancy or code in catalog.pregnancy_codes
-        for comp in as_list(res.get("component")):
-            if isinstance(comp, dict):
-                for system, code, _ in codings(comp.get("code")):
-                    analyte = catalog.match(system, code)
-                    if analyte is not None:
-                        holders.append((analyte, comp))
+    def _labs(
+        self, res: Resource, ref: str, issues: list[DataIssue], top: _ObservationCode, parts: _Parts
+    ) -> list[LabResult]:
+        """Labs and vital signs of an Observation whose status is usable."""
+        holders: list[tuple[Analyte, dict[str, Any]]] = [(analyte, res) for analyte in top.analytes]
+        holders += [(analyte, comp) for comp, code in parts for analyte in code.analytes]
+        pregnancy = top.pregnancy
         if not holders and not pregnancy:
             return []
-        when = self._usable_date(when, "lab or vital sign", ref, issues)
+        catalog = self.knowledge.observations
+        when = self._usable_date(effective_date(res), "lab or vital sign", ref, issues)
         if when is None:
             return []
         out: list[LabResult] = []
@@ -211,7 +237,9 @@ class RecordReader:
             ).lower()
             if answer.strip():
                 positive = any(a in answer.split() or a == answer.strip() for a in catalog.positive_answers)
-                out.append(LabResult(ref=ref, analyte="pregnancy_test", value=1.0 if positive else 0.0, date=when))
+                out.append(
+                    _lab({"ref": ref, "analyte": "pregnancy_test", "value": 1.0 if positive else 0.0, "date": when})
+                )
         for analyte, holder in holders:
             value = _quantity_in(analyte, holder.get("valueQuantity"))
             if value is None:
@@ -234,18 +262,41 @@ class RecordReader:
                 low, high, range_source = analyte.default_range.low, analyte.default_range.high, "catalog"
             flags = [c for cc in as_list(holder.get("interpretation")) for _, c, _ in codings(cc)]
             out.append(
-                LabResult(
-                    ref=ref,
-                    analyte=analyte.id,
-                    value=round(value, 4),
-                    date=when,
-                    low=low,
-                    high=high,
-                    range_source=range_source,
-                    interpretation=next((_INTERPRETATION[f] for f in flags if f in _INTERPRETATION), None),
+                _lab(
+                    {
+                        "ref": ref,
+                        "analyte": analyte.id,
+                        "value": round(value, 4),
+                        "date": when,
+                        "low": low,
+                        "high": high,
+                        "range_source": range_source,
+                        "interpretation": next((_INTERPRETATION[f] for f in flags if f in _INTERPRETATION), None),
+                    }
                 )
             )
         return out
+
+    def _observation_code(self, concept: Any) -> _ObservationCode:
+        return self._observation_codes.get(concept, self._recognise_observation)
+
+    def _recognise_observation(self, concept: Any) -> _ObservationCode:
+        instruments, catalog = self.knowledge.instruments, self.knowledge.observations
+        found = codings(concept)
+        scored: str | None = None
+        for system, code, _ in found:
+            match: Instrument | OtherObservation | None = instruments.match(system, code)
+            if match is None:
+                match = instruments.match_other(system, code)
+            if match is not None:
+                scored = match.id
+                break
+        return _ObservationCode(
+            scored=scored,
+            instrument=next((i.id for i in (instruments.match(s, c) for s, c, _ in found) if i is not None), None),
+            analytes=tuple(a for system, code, _ in found if (a := catalog.match(system, code)) is not None),
+            pregnancy=any(code in catalog.pregnancy_codes for _, code, _ in found),
+        )
 
     def _not_taken(
         self, res: Resource, ref: str, resolver: MedicationResolver, issues: list[DataIssue]
@@ -258,7 +309,9 @@ class RecordReader:
         )
         reasons = [t for cc in as_list(res.get("statusReason")) for t in concept_texts(cc)]
         return [
-            AdherenceEvidence(ref=ref, ingredient=c.drug.ingredient, date=when, reason="; ".join(reasons) or None)
+            _adherence(
+                {"ref": ref, "ingredient": c.drug.ingredient, "date": when, "reason": "; ".join(reasons) or None}
+            )
             for c in resolved.components
             if c.drug.role == "antidepressant"
         ]
@@ -291,40 +344,57 @@ class RecordReader:
                 )
             )
             onset = None
-        keys = code_keys(res.get("code"))
-        return Diagnosis(
-            ref=ref,
-            codes=tuple(keys),
-            text=(concept_texts(res.get("code")) or [""])[0],
-            onset=onset,
-            recorded=parse_date(res.get("recordedDate")),
-            active=active,
-            is_depression=self.knowledge.valuesets.contains_any("depression-conditions", keys),
-            categories=self.knowledge.valuesets.matching(keys, self.knowledge.config.valuesets.conditions),
+        coded = self._code(res.get("code"))
+        return _diagnosis(
+            {
+                "ref": ref,
+                "codes": coded.keys,
+                "text": coded.texts[0] if coded.texts else "",
+                "onset": onset,
+                "recorded": parse_date(res.get("recordedDate")),
+                "active": active,
+                "is_depression": coded.is_depression,
+                "categories": coded.categories(self.knowledge.config.valuesets.conditions),
+            }
+        )
+
+    def _code(self, concept: Any) -> _Coded:
+        return self._coded.get(concept, self._recognise_code)
+
+    def _recognise_code(self, concept: Any) -> _Coded:
+        valuesets = self.knowledge.valuesets
+        keys = code_keys(concept)
+        return _Coded(
+            keys=tuple(keys),
+            texts=tuple(concept_texts(concept)),
+            valuesets=frozenset(valuesets.matching(keys, valuesets.members)),
+            is_depression=valuesets.contains_any("depression-conditions", keys),
         )
 
     # -- procedures ---------------------------------------------------------------------------------
     def _procedure(self, res: Resource, ref: str, issues: list[DataIssue]) -> ProcedureRecord | None:
         if res.get("status") not in _PROCEDURE_DONE:
             return None
-        keys = code_keys(res.get("code"))
-        categories = self.knowledge.valuesets.matching(keys, self.knowledge.config.valuesets.procedures)
+        coded = self._code(res.get("code"))
+        categories = coded.categories(self.knowledge.config.valuesets.procedures)
         if not categories:
             return None
         start, end = period_bounds(res.get("performedPeriod"))
         start = self._usable_date(start or parse_date(res.get("performedDateTime")) or end, "procedure", ref, issues)
         if start is None:
             return None
-        texts = concept_texts(res.get("code")) + [t for bs in as_list(res.get("bodySite")) for t in concept_texts(bs)]
+        texts = [*coded.texts] + [t for bs in as_list(res.get("bodySite")) for t in concept_texts(bs)]
         joined = " ".join(texts).lower()
         bilateral = True if "bilateral" in joined else (False if "unilateral" in joined else None)
-        return ProcedureRecord(
-            ref=ref,
-            categories=categories,
-            text=(texts or [""])[0],
-            start=start,
-            end=end if end and end >= start else start,
-            bilateral=bilateral,
+        return _procedure(
+            {
+                "ref": ref,
+                "categories": categories,
+                "text": (texts or [""])[0],
+                "start": start,
+                "end": end if end and end >= start else start,
+                "bilateral": bilateral,
+            }
         )
 
     # -- allergies ----------------------------------------------------------------------------------
@@ -339,7 +409,7 @@ class RecordReader:
         category = as_str(res.get("type")) or "unknown"
         onset = parse_date(res.get("onsetDateTime")) or parse_date(res.get("recordedDate"))
         return [
-            AdverseReaction(ref=ref, ingredient=c.drug.ingredient, category=category, onset=onset)
+            _reaction({"ref": ref, "ingredient": c.drug.ingredient, "category": category, "onset": onset})
             for c in resolved.components
         ]
 

@@ -1,0 +1,65 @@
+"""Memos for pure functions of parsed FHIR JSON: records, and the patients of a population, repeat the same few
+hundred concepts (medications, observation codes, diagnosis codes, status codings), so each distinct one is
+worked out once per process (and, when the answer depends on the knowledge, once per Knowledge).
+
+Keys are the compact JSON serialisation of the value, exact for what a JSON parser produces."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+from weakref import WeakKeyDictionary
+
+import orjson
+
+from cds.knowledge import Knowledge
+
+V = TypeVar("V")
+
+# Exotic values that orjson would otherwise serialise like a string (dates, str subclasses) make the key fail.
+_KEY_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+MEMO_LIMIT = 50_000  # distinct values kept per memo; beyond it, values are worked out each time
+
+
+def json_key(value: Any) -> bytes | None:
+    """A hashable key for a parsed JSON value (its compact serialisation); None when it has no JSON form."""
+    try:
+        return orjson.dumps(value, option=_KEY_OPTIONS)
+    except TypeError:
+        return None
+
+
+class ConceptMemo(Generic[V]):
+    """What a pure function returns for each distinct JSON value (a CodeableConcept, mostly): records, and the
+    patients of a population, repeat the same few hundred concepts, so each is worked out once per process.
+    The function is passed at each call so that the memo holds no reference to the knowledge it depends on."""
+
+    def __init__(self, limit: int = MEMO_LIMIT) -> None:
+        self._limit = limit
+        self._values: dict[bytes, V] = {}
+
+    def get(self, value: Any, compute: Callable[[Any], V]) -> V:
+        key = json_key(value)
+        if key is None:
+            return compute(value)
+        try:
+            return self._values[key]
+        except KeyError:
+            result = compute(value)
+            if len(self._values) < self._limit:
+                self._values[key] = result
+            return result
+
+
+class PerKnowledge(Generic[V]):
+    """One ConceptMemo per Knowledge, for answers that depend on the catalogs: a hot reload brings a new
+    Knowledge whose memo starts empty, and the retired one's memo goes when it does."""
+
+    def __init__(self) -> None:
+        self._memos: WeakKeyDictionary[Knowledge, ConceptMemo[V]] = WeakKeyDictionary()
+
+    def __call__(self, knowledge: Knowledge) -> ConceptMemo[V]:
+        memo = self._memos.get(knowledge)
+        if memo is None:
+            memo = self._memos.setdefault(knowledge, ConceptMemo())
+        return memo
