@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, Text, create_engine, delete, event, select
+from sqlalchemy import DateTime, Engine, String, Text, create_engine, delete, event, select, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from cds.hooks.feedback import FeedbackItem
 
 JTI_PURGE_EVERY = 1000
+SCHEMA_ATTEMPTS = 5
+SCHEMA_LOCK_KEY = 0x7C_D5_00_01  # pg_advisory_xact_lock key for creating our tables
 
 
 class Base(DeclarativeBase):
@@ -130,7 +134,21 @@ class FeedbackStore:
         self._insert_issued = self._insert(IssuedCardRow).on_conflict_do_nothing()
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create the tables that are missing. Every worker process does this at start-up, at the same moment: on
+        PostgreSQL a transaction-scoped advisory lock serialises them; on SQLite a worker that loses the race
+        ("table ... already exists") looks again. (Unserialised, 2 of 4 two-worker starts on a new SQLite file
+        failed.)"""
+        for attempt in range(1, SCHEMA_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    if self.engine.dialect.name == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+                    Base.metadata.create_all(conn)
+                return
+            except DBAPIError:
+                if attempt == SCHEMA_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)
 
     def close(self) -> None:
         self.engine.dispose()
