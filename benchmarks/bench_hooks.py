@@ -122,13 +122,13 @@ def _cmdline(pid: int) -> bytes:
         return b""
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process, from /proc (Linux)."""
+def cpu_seconds(pid: int, system_only: bool = False) -> float:
+    """User + system (or only system: the kernel's share, e.g. TCP) CPU of one process, from /proc (Linux)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return (int(fields[12]) + (0 if system_only else int(fields[11]))) / TICKS
 
 
 def machine_busy_seconds() -> float:
@@ -457,14 +457,16 @@ def main() -> None:
                     runner.run(run_load(port, warm, args.concurrency, False, None))  # reaches every worker
                     workers = worker_pids(proc.pid) or [proc.pid]
                     cpu_before = {p: cpu_seconds(p) for p in {proc.pid, *workers}}
+                    sys_before = sum(cpu_seconds(p, system_only=True) for p in cpu_before)
                     busy0, self0 = machine_busy_seconds(), self_cpu_seconds()
                     run = runner.run(run_load(port, calls, args.concurrency, keep, schedule))
                     busy1, self1 = machine_busy_seconds(), self_cpu_seconds()
                     cpu_after = {p: cpu_seconds(p) for p in cpu_before}
+                    kernel = sum(cpu_seconds(p, system_only=True) for p in cpu_before) - sys_before
                 server = {p: cpu_after[p] - cpu_before[p] for p in cpu_before}
                 print(
                     f"{style:>11} {label:>10}: "
-                    + summary(run, server, workers, busy1 - busy0, self1 - self0, inproc_median, inproc_cpu),
+                    + summary(run, server, kernel, workers, busy1 - busy0, self1 - self0, inproc_median, inproc_cpu),
                     flush=True,
                 )
             print(f"load average after: {os.getloadavg()[0]:.2f}")
@@ -480,6 +482,7 @@ def main() -> None:
 def summary(
     run: Run,
     server_cpu: dict[int, float],
+    server_kernel: float,
     workers: list[int],
     machine_busy: float,
     client_cpu: float,
@@ -497,7 +500,8 @@ def summary(
     return (
         f"p50 {p50:.1f} ms, p90 {percentile(run.latencies, 0.9):.1f}, p99 {p99:.1f}, max {max(run.latencies):.1f} | "
         f"errors {run.errors}/{n} | {rps:.1f} req/s = {rps / len(workers):.1f} per worker (worker CPU split "
-        f"{shares} %) | server CPU {server_ms:.2f} ms/request = {server_ms / inproc_cpu:.2f}x in-process CPU | "
+        f"{shares} %) | server CPU {server_ms:.2f} ms/request (kernel {server_kernel * 1000 / n:.2f}) = "
+        f"{server_ms / inproc_cpu:.2f}x in-process CPU | "
         f"p50 = {p50 / inproc_median:.1f}x in-process median | client CPU {client_cpu * 1000 / n:.2f} ms/request | "
         f"other jobs used {100 * others:.0f} % of the machine"
         + (f" | {run.late_starts} late starts" if run.late_starts else "")
