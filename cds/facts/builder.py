@@ -14,12 +14,15 @@ from cds.knowledge import Knowledge
 def build_facts(record: PatientRecord, knowledge: Knowledge, now: date) -> FactSet:
     episode = current_episode(record.diagnoses, record.scores, knowledge)
     trials, excluded = build_trials(record.exposures, record.reactions, record.scores, episode, knowledge)
-    active = [d for d in record.diagnoses if d.active]
-    comorbid = {
-        vs: tuple(d.ref for d in active if vs in d.categories)
-        for vs in knowledge.config.valuesets.conditions
-        if vs != "depression-conditions"
+    refs: dict[str, list[str]] = {
+        vs: [] for vs in knowledge.config.valuesets.conditions if vs != "depression-conditions"
     }
+    for d in record.diagnoses:
+        if d.active:
+            for vs in dict.fromkeys(d.categories):  # one pass over the diagnoses, not one per value set
+                if vs in refs:
+                    refs[vs].append(d.ref)
+    comorbid = {vs: tuple(r) for vs, r in refs.items()}
     return FactSet(
         patient_ref=record.patient_ref,
         now=now,

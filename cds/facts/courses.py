@@ -83,7 +83,11 @@ def mark_optimisations(trials: Sequence[Trial], knowledge: Knowledge) -> list[Tr
                 if overlap >= overlap_min and other.end <= t.end + gap:
                     combined.append(other.ingredient)
                     added.setdefault(other.id, t.ingredient)
-        out.append(t.model_copy(update={"dose_increased": increased, "combined_with": tuple(sorted(set(combined)))}))
+        combined_with = tuple(sorted(set(combined)))
+        if increased == t.dose_increased and combined_with == t.combined_with:
+            out.append(t)  # nothing to mark: the same fact (a copy would be equal)
+        else:
+            out.append(t.model_copy(update={"dose_increased": increased, "combined_with": combined_with}))
     # A combination partner is part of the trial it was added to (MGH +0.5, Maudsley augmentation), not a trial
     # of its own: only a switch (the first drug stopped, the second continued alone) makes a new trial (§3.2, §3.6).
     return [t.model_copy(update={"added_to": added[t.id]}) if t.id in added else t for t in out]

@@ -154,6 +154,7 @@ def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
     previous: tuple[bool, float | None] | None = None
     pending = sorted((e for e in group.exposures if e.start and e.end), key=lambda e: e.start or date.min)
     active: list[MedicationExposure] = []
+    spans: list[tuple[date, date, float | None]] = []  # (start, end, dose) of each step, made facts at the end
     k = 0
     for lo, hi in pairwise(points):
         # sweep: exposures join when they start and leave after they end, so each is visited a few times only
@@ -179,10 +180,11 @@ def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:
             profile.days_adequate += days
         if has_dose and dose is not None:
             profile.max_dose = dose if profile.max_dose is None else max(profile.max_dose, dose)
-        if profile.steps and profile.steps[-1].daily_dose_mg == dose and profile.steps[-1].end == lo - _DAY:
-            profile.steps[-1] = profile.steps[-1].model_copy(update={"end": hi - _DAY})
+        if spans and spans[-1][2] == dose and spans[-1][1] == lo - _DAY:
+            spans[-1] = (spans[-1][0], hi - _DAY, dose)
         else:
-            profile.steps.append(_dose_step({"start": lo, "end": hi - _DAY, "daily_dose_mg": dose}))
+            spans.append((lo, hi - _DAY, dose))
+    profile.steps = [_dose_step({"start": s, "end": e, "daily_dose_mg": d}) for s, e, d in spans]
     return profile
 
 

@@ -57,6 +57,7 @@ _SKIP_REQUEST = {"entered-in-error", "cancelled", "draft"}
 _REQUEST_INTENTS_TAKEN = {"order", "original-order", "reflex-order", "filler-order", "instance-order", None}
 _OPEN_STATUSES = {"active", "on-hold"}
 _DISPENSE_TAKEN = {"completed", None}
+_KINDS = {"MedicationStatement": "statement", "MedicationRequest": "request"}
 _exposure = validator(MedicationExposure)  # MedicationExposure(**fields), validated, cheaper (models.validator)
 
 
@@ -296,9 +297,7 @@ class ExposureBuilder:
                 _exposure(
                     {
                         "ref": ref,
-                        "kind": {"MedicationStatement": "statement", "MedicationRequest": "request"}.get(
-                            rtype, "dispense"
-                        ),
+                        "kind": _KINDS.get(rtype, "dispense"),
                         "ingredient": comp.drug.ingredient,
                         "role": comp.drug.role,
                         "drug_class": comp.drug.drug_class,
@@ -473,14 +472,15 @@ class ExposureBuilder:
         return None
 
 
-_DOSE_CACHE: dict[tuple[bytes, ProductStrength | None], DoseEstimate] = {}
+_DOSE_CACHE: dict[tuple[bytes, float | None, bool], DoseEstimate] = {}
 
 
 def _cached_daily_dose(dosage: dict[str, Any], strength: ProductStrength | None) -> DoseEstimate:
     """daily_dose() is a pure function of the Dosage JSON and the strength; records (and patients) repeat the same
     instructions, so parse each distinct one once per process."""
     try:
-        key = (orjson.dumps(dosage, option=orjson.OPT_SORT_KEYS), strength)
+        dumped = orjson.dumps(dosage, option=orjson.OPT_SORT_KEYS)
+        key = (dumped, None, False) if strength is None else (dumped, strength.mg_per_unit, strength.per_ml)
     except TypeError:
         return daily_dose(dosage, strength)
     cached = _DOSE_CACHE.get(key)

@@ -4,8 +4,7 @@ for Observation, Condition, AllergyIntolerance and Patient; medications are in m
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -44,6 +43,7 @@ _MEDICATION_TYPES = {"MedicationStatement", "MedicationRequest", "MedicationDisp
 _OBSERVATION_OK = {"final", "amended", "corrected", None}
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
+_ABATEMENT = tuple(f"abatement{x}" for x in ("DateTime", "Period", "Age", "String", "Range", "Boolean"))
 _DISCARD_VERIFICATION = {"entered-in-error", "refuted"}
 _PROCEDURE_DONE = {"completed", "in-progress", None}
 # Validated constructors without BaseModel.__init__ (see models.validator): a record makes hundreds of these facts.
@@ -71,9 +71,16 @@ class _Coded:
     texts: tuple[str, ...]
     valuesets: frozenset[str]
     is_depression: bool
+    _categories: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, compare=False, repr=False)
 
-    def categories(self, candidates: Iterable[str]) -> tuple[str, ...]:
-        return tuple(vid for vid in candidates if vid in self.valuesets)
+    def categories(self, candidates: tuple[str, ...]) -> tuple[str, ...]:
+        """The candidate value sets holding the code, in the candidates' order (the configured list)."""
+        if not self.valuesets:
+            return ()
+        found = self._categories.get(candidates)
+        if found is None:
+            found = self._categories[candidates] = tuple(vid for vid in candidates if vid in self.valuesets)
+        return found
 
 
 _Parts = list[tuple[dict[str, Any], _ObservationCode]]  # an Observation's components, each with what its code names
@@ -124,8 +131,10 @@ class RecordReader:
                             for comp in as_list(res.get("component"))
                             if isinstance(comp, dict)
                         ]
-                        scores += self._scores(res, ref, issues, top, parts)
-                        labs += self._labs(res, ref, issues, top, parts)
+                        if top.scored is not None or parts:
+                            scores += self._scores(res, ref, issues, top, parts)
+                        if top.analytes or top.pregnancy or parts:
+                            labs += self._labs(res, ref, issues, top, parts)
                 elif rtype == "Condition":
                     dx = self._diagnosis(res, ref, issues)
                     if dx is not None:
@@ -318,22 +327,13 @@ class RecordReader:
 
     # -- conditions ---------------------------------------------------------------------------------
     def _diagnosis(self, res: Resource, ref: str, issues: list[DataIssue]) -> Diagnosis | None:
-        verification = [c for _, c, _ in codings(res.get("verificationStatus"))]
-        if any(v in _DISCARD_VERIFICATION for v in verification):
+        if any(c in _DISCARD_VERIFICATION for _, c, _ in codings(res.get("verificationStatus"))):
             return None
-        clinical = [c for _, c, _ in codings(res.get("clinicalStatus"))]
-        abated = any(
-            res.get(k)
-            for k in (
-                "abatementDateTime",
-                "abatementPeriod",
-                "abatementAge",
-                "abatementString",
-                "abatementRange",
-                "abatementBoolean",
-            )
-        )
-        active = not any(c in _INACTIVE_CONDITION for c in clinical) and not (abated and not clinical)
+        clinical = codings(res.get("clinicalStatus"))
+        if clinical:
+            active = not any(c in _INACTIVE_CONDITION for _, c, _ in clinical)
+        else:  # no clinical status: an abatement says it is over
+            active = not any(res.get(k) for k in _ABATEMENT)
         onset = parse_date(res.get("onsetDateTime")) or period_bounds(res.get("onsetPeriod"))[0]
         if onset is not None and onset > self.future_limit:
             issues.append(
