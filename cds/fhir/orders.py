@@ -8,7 +8,6 @@ import uuid
 from typing import Any
 
 from cds.knowledge import Knowledge
-from cds.knowledge.loader import read_yaml
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 _NAMESPACE = uuid.UUID("6f6e0c3e-2f0b-4c9a-9d39-7a2b1f1d7c11")
@@ -67,9 +66,8 @@ def _medication_request(ingredient: str, patient: str | None, knowledge: Knowled
 
 
 def _service_request(service: str, patient: str | None, knowledge: Knowledge) -> dict[str, Any] | None:
-    data = (read_yaml(knowledge.rules_dir / "catalog" / "services.yaml") or {}).get("services", {})
-    entry = data.get(service)
-    if not isinstance(entry, dict):
+    entry = knowledge.services.get(service)
+    if entry is None:
         return None
     return {
         "resourceType": "ServiceRequest",

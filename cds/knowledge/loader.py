@@ -77,6 +77,7 @@ class Knowledge:
     valuesets: ValueSetIndex
     observations: ObservationCatalog
     context: dict[str, str]
+    services: dict[str, dict[str, Any]]  # orderable services by key (rules/catalog/services.yaml)
     version: str
 
 
@@ -105,6 +106,12 @@ def _context(path: Path) -> dict[str, str]:
         return {}
     data = read_yaml(path) or {}
     return {str(k): " ".join(str(v.get("text", "")).split()) for k, v in (data.get("context") or {}).items()}
+
+
+def _services(path: Path) -> dict[str, dict[str, Any]]:
+    """Orderable services (rTMS, ECT, psychotherapy...) with their codes, read once with the rest of the knowledge."""
+    data = (read_yaml(path) or {}).get("services") if path.exists() else None
+    return {str(k): v for k, v in (data or {}).items() if isinstance(v, dict)}
 
 
 def default_profiles_dir() -> Path:
@@ -140,6 +147,7 @@ def load_knowledge(rules_dir: Path | None = None, profiles_dir: Path | None = No
         valuesets=ValueSetIndex(profiles_dir / "valuesets"),
         observations=observations,
         context=_context(catalog_dir / "context.yaml"),
+        services=_services(catalog_dir / "services.yaml"),
         version=f"{config.version}+{_fingerprint(rules_dir, profiles_dir)}",
     )
 
