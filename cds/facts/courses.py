@@ -3,6 +3,7 @@ severity of the current episode: the facts the staging models need beyond trials
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -71,16 +72,22 @@ def mark_optimisations(trials: Sequence[Trial], knowledge: Knowledge) -> list[Tr
     gap = timedelta(days=knowledge.config["trial_gap_days"])
     out: list[Trial] = []
     added: dict[str, str] = {}  # trial id -> the ingredient it was combined with
+    # Candidates by start date, so each trial looks only at those starting within its span (linear in history
+    # length; the pairwise scan was quadratic). A partner must start after the trial and overlap it by at least
+    # overlap_min days, hence start no later than t.end + (1 - overlap_min) days.
+    dated = sorted(((o.start, o.end, o) for o in trials if o.start and o.end), key=lambda x: x[0])
+    starts = [start for start, _, _ in dated]
     for t in trials:
-        known = [s.daily_dose_mg for s in t.dose_steps if s.daily_dose_mg is not None]
-        increased = any(later > min(known[:i]) for i, later in enumerate(known) if i > 0)
+        increased = _ever_increased([s.daily_dose_mg for s in t.dose_steps if s.daily_dose_mg is not None])
         combined = []
         if t.start and t.end:
-            for other in trials:
-                if other.ingredient == t.ingredient or not (other.start and other.end) or other.start <= t.start:
+            lo = bisect_right(starts, t.start)
+            hi = bisect_right(starts, t.end + timedelta(days=1 - overlap_min))
+            for other_start, other_end, other in dated[lo:hi]:
+                if other.ingredient == t.ingredient:
                     continue
-                overlap = (min(t.end, other.end) - max(t.start, other.start)).days + 1
-                if overlap >= overlap_min and other.end <= t.end + gap:
+                overlap = (min(t.end, other_end) - max(t.start, other_start)).days + 1
+                if overlap >= overlap_min and other_end <= t.end + gap:
                     combined.append(other.ingredient)
                     added.setdefault(other.id, t.ingredient)
         combined_with = tuple(sorted(set(combined)))
@@ -91,6 +98,16 @@ def mark_optimisations(trials: Sequence[Trial], knowledge: Knowledge) -> list[Tr
     # A combination partner is part of the trial it was added to (MGH +0.5, Maudsley augmentation), not a trial
     # of its own: only a switch (the first drug stopped, the second continued alone) makes a new trial (§3.2, §3.6).
     return [t.model_copy(update={"added_to": added[t.id]}) if t.id in added else t for t in out]
+
+
+def _ever_increased(doses: Sequence[float]) -> bool:
+    """Whether any dose is above the lowest dose before it."""
+    lowest: float | None = None
+    for dose in doses:
+        if lowest is not None and dose > lowest:
+            return True
+        lowest = dose if lowest is None else min(lowest, dose)
+    return False
 
 
 def baseline_severity(scores: Sequence[Score], episode: Episode, knowledge: Knowledge) -> BaselineSeverity | None:
