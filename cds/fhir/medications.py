@@ -23,7 +23,7 @@ from cds.fhir.elements import (
     resource_ref,
 )
 from cds.fhir.index import ResourceIndex
-from cds.fhir.memo import PerKnowledge
+from cds.fhir.memo import MEMO_LIMIT, PerKnowledge
 from cds.fhir.reader import Resource
 from cds.knowledge import Knowledge
 from cds.knowledge.catalog import ATC_SYSTEMS, RXNORM_SYSTEMS
@@ -486,8 +486,9 @@ def _cached_daily_dose(dosage: dict[str, Any], strength: ProductStrength | None)
     cached = _DOSE_CACHE.get(key)
     if cached is None:
         cached = daily_dose(dosage, strength)
-        if len(_DOSE_CACHE) < 50_000:
-            _DOSE_CACHE[key] = cached
+        if len(_DOSE_CACHE) >= MEMO_LIMIT:
+            _DOSE_CACHE.clear()  # bounded memory over any population (see cds/fhir/memo.py)
+        _DOSE_CACHE[key] = cached
     return cached
 
 
