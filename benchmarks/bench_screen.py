@@ -30,6 +30,8 @@ import time
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, as bench_evaluate.py
+
 NOW = date(2026, 1, 15)
 
 
