@@ -173,11 +173,10 @@ def _engine_fields(rules: StageRules) -> dict[str, tuple[tuple[str, str], ...]]:
     for rule in rules.rules:
         types = {p.bind: p.type for p in rule.when}
         for p in rule.when:
-            own = fields.setdefault(p.type, {"type", "id"})
-            for t in (*p.all, *p.any):
-                own.add(t.field)
-            for bind, names in _required_fields(rule).items():
-                fields.setdefault(types.get(bind, p.type), {"type", "id"}).update(names)
+            fields.setdefault(p.type, {"type", "id"}).update(t.field for t in (*p.all, *p.any))
+        for bind, names in _required_fields(rule).items():
+            if bind in types:  # a ref to an unknown bind is a lint error; it matches nothing
+                fields.setdefault(types[bind], {"type", "id"}).update(names)
     return {t: tuple((n, _field(n)) for n in sorted(names)) for t, names in fields.items()}
 
 

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-import orjson
-
 from cds.facts.models import DataIssue, MedicationExposure, validator
 from cds.fhir.dosage import DoseEstimate, ProductStrength, daily_dose
 from cds.fhir.elements import (
@@ -23,7 +21,7 @@ from cds.fhir.elements import (
     resource_ref,
 )
 from cds.fhir.index import ResourceIndex
-from cds.fhir.memo import MEMO_LIMIT, PerKnowledge
+from cds.fhir.memo import ConceptMemo, PerKnowledge
 from cds.fhir.reader import Resource
 from cds.knowledge import Knowledge
 from cds.knowledge.catalog import ATC_SYSTEMS, RXNORM_SYSTEMS
@@ -472,24 +470,14 @@ class ExposureBuilder:
         return None
 
 
-_DOSE_CACHE: dict[tuple[bytes, float | None, bool], DoseEstimate] = {}
+_DOSES: ConceptMemo[DoseEstimate] = ConceptMemo()
 
 
 def _cached_daily_dose(dosage: dict[str, Any], strength: ProductStrength | None) -> DoseEstimate:
     """daily_dose() is a pure function of the Dosage JSON and the strength; records (and patients) repeat the same
     instructions, so parse each distinct one once per process."""
-    try:
-        dumped = orjson.dumps(dosage, option=orjson.OPT_SORT_KEYS)
-        key = (dumped, None, False) if strength is None else (dumped, strength.mg_per_unit, strength.per_ml)
-    except TypeError:
-        return daily_dose(dosage, strength)
-    cached = _DOSE_CACHE.get(key)
-    if cached is None:
-        cached = daily_dose(dosage, strength)
-        if len(_DOSE_CACHE) >= MEMO_LIMIT:
-            _DOSE_CACHE.clear()  # bounded memory over any population (see cds/fhir/memo.py)
-        _DOSE_CACHE[key] = cached
-    return cached
+    key = [dosage, None, False] if strength is None else [dosage, strength.mg_per_unit, strength.per_ml]
+    return _DOSES.get(key, lambda _key: daily_dose(dosage, strength))
 
 
 def _fmt(x: float) -> str:
