@@ -180,6 +180,30 @@ def _engine_fields(rules: StageRules) -> dict[str, tuple[tuple[str, str], ...]]:
     return {t: tuple((n, _field(n)) for n in sorted(names)) for t, names in fields.items()}
 
 
+def _gates(rules: StageRules) -> dict[str, tuple[str, frozenset[str]]]:
+    """Per fact type, a field that every pattern of the type tests with `==`/`in` against text values, and the
+    union of those values. A fact whose field is missing or holds other text fails that test in every pattern
+    (a test on a missing field is false in both evaluators; text equality is exact), so it can match no rule of
+    the stage and is not asserted. Types without such a field are absent: every fact of them is asserted."""
+    per_type: dict[str, list[dict[str, frozenset[str]]]] = {}
+    for rule in rules.rules:
+        for p in rule.when:
+            checks: dict[str, frozenset[str]] = {}
+            for t in p.all:
+                values = [t.value] if t.op == "==" else t.value if t.op == "in" else None
+                if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
+                    accepted = frozenset(str(v) for v in values)
+                    checks[t.field] = checks[t.field] & accepted if t.field in checks else accepted
+            per_type.setdefault(p.type, []).append(checks)
+    gates: dict[str, tuple[str, frozenset[str]]] = {}
+    for type_, patterns in per_type.items():
+        common = set.intersection(*(set(c) for c in patterns))
+        if common:
+            name = min(common)
+            gates[type_] = (name, frozenset().union(*(c[name] for c in patterns)))
+    return gates
+
+
 class _Session:
     """One evaluation's state on the Python side: its sid, its facts by id, and what its actions recorded."""
 
@@ -206,6 +230,7 @@ class DurableEvaluator:
         self.rules = rules
         self._types = {p.type for r in rules.rules for p in r.when}
         self._fields = _engine_fields(rules)
+        self._gates = _gates(rules)
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._pool = _sid_pool(_POOL_SIZE)
@@ -233,7 +258,7 @@ class DurableEvaluator:
                 if rule.derive is not None:
                     fact = derive_fact(rule, {b: session.facts[fid] for b, fid in ids})
                     session.derived.append(fact)
-                    if fact["type"] in self._types:  # else no rule of this stage reads it
+                    if self._wanted(fact):  # else no rule of this stage can match it
                         self._assert(session, fact)
             except Exception as exc:  # recorded and re-raised by run(): an action must not unwind the C engine
                 session.errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
@@ -287,10 +312,22 @@ class DurableEvaluator:
             _dre.abandon_action(self._handle, offset)
             raise
 
+    def _wanted(self, fact: FactView) -> bool:
+        """Whether some rule of this stage could match the fact: its type is read and it passes the local text
+        tests of at least one pattern (see `_gates`)."""
+        type_ = fact["type"]
+        if type_ not in self._types:
+            return False
+        gate = self._gates.get(str(type_))
+        if gate is None:
+            return True
+        value = fact.get(gate[0])
+        return value in gate[1] or not (value is None or isinstance(value, str))
+
     def _ordered(self, facts: Sequence[FactView]) -> list[FactView]:
-        """Only facts some rule reads (an unmatched fact leaves a half-made session behind), in a stable order
-        so that runs are reproducible whatever order the caller used."""
-        return sorted((f for f in facts if f["type"] in self._types), key=lambda f: (str(f["type"]), str(f["id"])))
+        """Only facts some rule could match (an unmatched fact leaves a half-made session behind), in a stable
+        order so that runs are reproducible whatever order the caller used."""
+        return sorted((f for f in facts if self._wanted(f)), key=lambda f: (str(f["type"]), str(f["id"])))
 
     def _assert(self, session: _Session, fact: FactView, offset: int | None = None) -> int | None:
         """Assert one fact (only the fields rules read); returns the session's state offset once known."""

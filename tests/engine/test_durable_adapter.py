@@ -215,3 +215,40 @@ def test_sessions_where_no_rule_completes_are_deleted_safely() -> None:
         len(ev.run([{"type": "gate", "id": "g", "open": True}, {"type": "lab", "id": "l1", "h": False}]).activations)
         == 1
     )
+
+
+def test_facts_no_pattern_can_match_are_not_asserted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fact failing the text `==`/`in` test that every pattern of its type makes (or missing that field) is
+    left out of the engine; the activations are those of the reference evaluator."""
+    rules = stage(
+        JOIN,
+        {
+            "id": "inadequate",
+            "when": [
+                {"bind": "verdict", "type": "verdict", "all": [{"field": "adequacy", "op": "==", "value": "low"}]}
+            ],
+            "finding": {"code": "y", "category": "t", "indicator": "info", "summary": "s"},
+        },
+    )
+    evaluator = DurableEvaluator(rules)
+    assert evaluator._gates == {
+        "verdict": ("adequacy", frozenset({"adequate", "low"})),
+        "trial": ("outcome", frozenset({"nonresponse", "partial_response"})),
+    }
+    asserted: list[str] = []
+    assert_fact = DurableEvaluator._assert
+
+    def spy(self: DurableEvaluator, session: Any, fact: dict[str, Any], offset: int | None = None) -> int | None:
+        asserted.append(str(fact["id"]))
+        return assert_fact(self, session, fact, offset)
+
+    monkeypatch.setattr(DurableEvaluator, "_assert", spy)
+    others = [
+        {"type": "verdict", "id": "v3", "trial": "trial-1", "adequacy": "unknown"},
+        {"type": "verdict", "id": "v4", "trial": "trial-2"},
+        {"type": "verdict", "id": "v5", "trial": "trial-2", "adequacy": "low"},
+        {"type": "trial", "id": "trial-3", "outcome": "remission", "pct": 10.0},
+    ]
+    facts = VERDICTS + TRIALS + others
+    assert evaluator.run(facts).activations == ReferenceEvaluator(rules).run(facts).activations
+    assert sorted(asserted) == ["__session__", "trial-1", "trial-2", "v1", "v2", "v5"]
