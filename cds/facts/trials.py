@@ -193,7 +193,8 @@ def _augmentations(
 ) -> tuple[Augmentation, ...]:
     if start is None:
         return ()
-    merged: dict[str, Augmentation] = {}
+    # Merged as plain values, made facts once per ingredient (a long history overlaps a trial many times).
+    merged: dict[str, tuple[str, date, date | None, tuple[str, ...]]] = {}
     for exp in augmenting:
         if exp.start is None:
             continue
@@ -202,24 +203,27 @@ def _augmentations(
             continue
         prior = merged.get(exp.ingredient)
         if prior is None:
-            merged[exp.ingredient] = _augmentation(
-                {
-                    "ingredient": exp.ingredient,
-                    "drug_class": exp.drug_class,
-                    "start": exp.start,
-                    "end": exp.end,
-                    "evidence": exp.evidence,
-                }
-            )
+            merged[exp.ingredient] = (exp.drug_class, exp.start, exp.end, exp.evidence)
         else:
-            merged[exp.ingredient] = prior.model_copy(
-                update={
-                    "start": min(d for d in (prior.start, exp.start) if d),
-                    "end": None if prior.end is None or exp.end is None else max(prior.end, exp.end),
-                    "evidence": tuple(dict.fromkeys(prior.evidence + exp.evidence)),
-                }
+            drug_class, prior_start, prior_end, evidence = prior
+            merged[exp.ingredient] = (
+                drug_class,
+                min(prior_start, exp.start),
+                None if prior_end is None or exp.end is None else max(prior_end, exp.end),
+                tuple(dict.fromkeys(evidence + exp.evidence)),
             )
-    return tuple(merged[k] for k in sorted(merged))
+    return tuple(
+        _augmentation(
+            {
+                "ingredient": k,
+                "drug_class": merged[k][0],
+                "start": merged[k][1],
+                "end": merged[k][2],
+                "evidence": merged[k][3],
+            }
+        )
+        for k in sorted(merged)
+    )
 
 
 def build_trials(

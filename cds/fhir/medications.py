@@ -231,7 +231,7 @@ class ExposureBuilder:
         self.resolver = MedicationResolver(knowledge, index)
         self.now = now
         self.factor = knowledge.config["implausible_dose_factor"]
-        self.future_days = knowledge.config["future_tolerance_days"]
+        self.future_limit = now + timedelta(days=knowledge.config["future_tolerance_days"])
 
     def build(self, resource: Resource, ref: str, issues: list[DataIssue]) -> list[MedicationExposure]:
         rtype = resource["resourceType"]
@@ -261,13 +261,18 @@ class ExposureBuilder:
             start, end, end_estimated, open_ended = self._dates(
                 rtype, resource, status, ref, issues, self._units_per_day(estimates[0], resolved.components[0])
             )
-        reason_concepts = [
-            *as_list(resource.get("statusReason")),
-            resource.get("statusReasonCodeableConcept"),
-        ]
-        reason_codes = [c for cc in reason_concepts for _, c, _ in codings(cc)]
-        reason_texts = [t for cc in reason_concepts for t in concept_texts(cc)]
-        adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(reason_codes, reason_texts)
+        reason_texts: list[str] = []
+        adverse = False
+        if "statusReason" in resource or "statusReasonCodeableConcept" in resource:  # most resources have neither
+            reason_concepts = [
+                *as_list(resource.get("statusReason")),
+                resource.get("statusReasonCodeableConcept"),
+            ]
+            reason_codes = [c for cc in reason_concepts for _, c, _ in codings(cc)]
+            reason_texts = [t for cc in reason_concepts for t in concept_texts(cc)]
+            adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(
+                reason_codes, reason_texts
+            )
         indication = [t for cc in as_list(resource.get("reasonCode")) for t in concept_texts(cc)]
         out = []
         for comp, estimate in zip(resolved.components, estimates, strict=True):
@@ -322,14 +327,14 @@ class ExposureBuilder:
     def _dose(self, rtype: str, resource: Resource, comp: Component) -> DoseEstimate:
         if comp.rate_mg_per_day is not None:
             return DoseEstimate(mg_per_day=comp.rate_mg_per_day, derivation="transdermal system delivery rate")
-        key = "dosage" if rtype == "MedicationStatement" else "dosageInstruction"
-        dosages = [d for d in as_list(resource.get(key)) if isinstance(d, dict)]
+        given = resource.get("dosage" if rtype == "MedicationStatement" else "dosageInstruction")
+        dosages = [d for d in as_list(given) if isinstance(d, dict)] if given else []
         estimates = [_cached_daily_dose(d, comp.strength) for d in dosages]
         known = [e for e in estimates if e.mg_per_day is not None]
         if estimates and len(known) == len(estimates):
-            sequences = {d.get("sequence") for d in dosages}
             if len(estimates) == 1:
                 return estimates[0]
+            sequences = {d.get("sequence") for d in dosages}
             if len(sequences) == 1:
                 total = sum(e.mg_per_day or 0.0 for e in known)
                 return DoseEstimate(mg_per_day=total, derivation=" + ".join(e.derivation for e in known))
@@ -412,8 +417,7 @@ class ExposureBuilder:
                 )
             )
             end, estimated = None, False
-        limit = self.now + timedelta(days=self.future_days)
-        if start is not None and start > limit:
+        if start is not None and start > self.future_limit:
             issues.append(
                 DataIssue(
                     kind="future_date",
