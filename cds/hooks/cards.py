@@ -43,13 +43,31 @@ def detail_markdown(finding: Finding) -> str:
     if finding.evidence:
         lines.append("**Evidence:** " + ", ".join(f"`{ref}`" for ref in finding.evidence))
     source = finding.source
-    label = _markdown_escape(source.label)
-    cited = f"[{label}]({source.url})" if source.url else label
-    if source.confidence:
-        cited += f" (confidence {source.confidence})"
-    lines.append(f"**Source:** {cited}")
-    lines.append(f"**Rule:** `{finding.rule}` v{finding.rule_version} ({finding.category})")
-    if finding.needs_clinical_review:
+    lines.append(
+        _provenance(
+            source.label,
+            source.url,
+            source.confidence,
+            finding.rule,
+            finding.rule_version,
+            finding.category,
+            finding.needs_clinical_review,
+        )
+    )
+    return "\n\n".join(lines)
+
+
+@functools.lru_cache(maxsize=1024)
+def _provenance(
+    label: str, url: str | None, confidence: str | None, rule: str, version: str, category: str, review: bool
+) -> str:
+    """The closing lines of a card's detail: the same for every finding of a rule (made once per rule)."""
+    label = _markdown_escape(label)
+    cited = f"[{label}]({url})" if url else label
+    if confidence:
+        cited += f" (confidence {confidence})"
+    lines = [f"**Source:** {cited}", f"**Rule:** `{rule}` v{version} ({category})"]
+    if review:
         lines.append("_Uses values that need clinical review at this site._")
     return "\n\n".join(lines)
 
@@ -95,10 +113,18 @@ def suggestions_for(finding: Finding, card_id: str, patient: str, knowledge: Kno
     return suggestions
 
 
-@functools.lru_cache(maxsize=8)
+_OVERRIDE_JSON: dict[int, tuple[tuple[OverrideReason, ...], tuple[Json, ...]]] = {}
+
+
 def _override_reasons(reasons: tuple[OverrideReason, ...]) -> tuple[Json, ...]:
-    """The settings' override reasons as JSON, built once (they are the same on every card)."""
-    return tuple(r.model_dump() for r in reasons)
+    """The settings' override reasons as JSON, built once per settings (they are the same on every card). Keyed
+    by identity: hashing the pydantic models on every card cost more than the cards' other parts together."""
+    known = _OVERRIDE_JSON.get(id(reasons))
+    if known is None or known[0] is not reasons:
+        if len(_OVERRIDE_JSON) >= 8:
+            _OVERRIDE_JSON.clear()
+        known = _OVERRIDE_JSON[id(reasons)] = (reasons, tuple(r.model_dump() for r in reasons))
+    return known[1]
 
 
 def finding_card(
@@ -110,13 +136,11 @@ def finding_card(
     card_id: str | None = None,
 ) -> Json:
     card_id = card_id or card_uuid(patient, finding)
+    label, url = _source_label(finding.source.label), finding.source.url
     topic: Json = {"system": FINDING_SYSTEM, "code": finding.code}
     if finding.code in catalog.finding_displays:
         topic["display"] = catalog.finding_displays[finding.code]
-    source: Json = {"label": truncate(finding.source.label, SOURCE_LABEL_MAX) or "TRD decision support"}
-    if finding.source.url:
-        source["url"] = finding.source.url
-    source["topic"] = topic
+    source: Json = {"label": label, "url": url, "topic": topic} if url else {"label": label, "topic": topic}
     card: Json = {
         "uuid": card_id,
         "summary": truncate(finding.summary, SUMMARY_MAX),
@@ -132,12 +156,22 @@ def finding_card(
         card["overrideReasons"] = list(_override_reasons(settings.override_reasons))
     card["links"] = [
         {
-            "label": truncate(f"Rule {finding.rule} v{finding.rule_version}", SUMMARY_MAX),
+            "label": _link_label(finding.rule, finding.rule_version),
             "url": settings.rule_docs(finding.rule),
             "type": "absolute",
         }
     ]
     return card
+
+
+@functools.lru_cache(maxsize=1024)
+def _source_label(label: str) -> str:
+    return truncate(label, SOURCE_LABEL_MAX) or "TRD decision support"
+
+
+@functools.lru_cache(maxsize=1024)
+def _link_label(rule: str, version: str) -> str:
+    return truncate(f"Rule {rule} v{version}", SUMMARY_MAX)
 
 
 def notice_card(summary: str, detail: str, patient: str, settings: HookSettings) -> Json:
