@@ -24,6 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cds import heap
 from cds.evaluation import Evaluator
 from cds.synthetic import DEFAULT_NOW, generate_population
 
@@ -132,6 +133,13 @@ def main() -> None:
         default="wall",
         help="wall: elapsed time; cpu: this process's CPU time (excludes waiting for a core on a busy machine)",
     )
+    ap.add_argument(
+        "--gc",
+        choices=("default", "settled"),
+        default="default",
+        help="default: CPython's collector as a library caller has it; settled: as the CDS Hooks and screening "
+        "workers run it (cds/heap.py: the long-lived heap frozen after the evaluator is built, young threshold 5000)",
+    )
     args = ap.parse_args()
     counts = (args.patients + [args.patients[-1]] * len(args.scales))[: len(args.scales)]
     kinds = ["durable", "reference"] if args.evaluator == "both" else [args.evaluator]
@@ -141,6 +149,8 @@ def main() -> None:
         t0 = time.perf_counter()
         evaluator = Evaluator(kind=kind)  # type: ignore[arg-type]
         load_s = time.perf_counter() - t0
+        if args.gc == "settled":
+            heap.settle()
         print(f"[{kind}] evaluator built in {load_s * 1000:.0f} ms", file=sys.stderr)
         for scale, n in zip(args.scales, counts, strict=True):
             print(f"[{kind}] scale {scale}: {n} patients ...", file=sys.stderr)
@@ -149,7 +159,7 @@ def main() -> None:
             rows.append(row)
     print(
         f"Python {platform.python_version()} on {platform.machine()}, now={now}, warm-up {WARMUP} patients, "
-        f"{args.clock} clock"
+        f"{args.clock} clock, gc {args.gc}"
     )
     print_table(rows)
     print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
@@ -157,6 +167,7 @@ def main() -> None:
         out = {
             "command": " ".join(sys.argv),
             "clock": args.clock,
+            "gc": args.gc,
             "python": platform.python_version(),
             "peak_rss_mb": peak_rss_mb(),
             "results": rows,

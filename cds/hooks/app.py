@@ -4,7 +4,6 @@ Evaluator, HTTP client and database pool."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.background import BackgroundTask
 
+from cds import heap
 from cds.engine.reload import RulesetManager
 from cds.hooks.dev_fhir import create_dev_fhir_app
 from cds.hooks.discovery import SERVICES_BY_ID, discovery_document
@@ -40,7 +40,6 @@ from cds.hooks.settings import HookSettings
 log = logging.getLogger("cds.hooks")
 JSON = "application/json"
 ISSUED_MEMORY = 100_000
-GC_YOUNG_THRESHOLD = 5000  # net container allocations between young-generation collections (CPython default 700)
 ISSUED_BATCH = 200  # issued cards are written in batches of this size, or every issued_cards_flush_seconds
 
 
@@ -176,12 +175,7 @@ def create_app(settings: HookSettings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runtime = await anyio.to_thread.run_sync(_build_runtime, settings)
         holder["runtime"] = runtime
-        gc.freeze()  # the rules and knowledge live as long as the worker: keep them out of every collection
-        # A patient-view request parses ~60 KB of JSON (thousands of containers) that all die when it ends: with
-        # the default first threshold (700) that is ~2.4 young collections and a full one every ~300 requests;
-        # with GC_YOUNG_THRESHOLD almost none. Measured through the ASGI app on 600 generated patients: GC time
-        # 0.42 -> 0.04 ms per request. Cycles are still collected, only later.
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        heap.settle()  # the rules and knowledge live as long as the worker: out of every collection (cds/heap.py)
         if settings.dev_mode:
             log.warning("!" * 78)
             log.warning("DEVELOPMENT MODE: client authentication is OFF. Never expose this to a network.")

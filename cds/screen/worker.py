@@ -6,36 +6,27 @@ inherited): a local pool worker or a Spark Python worker.
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterable
 from datetime import date
 
+from cds import heap
 from cds.errors import CdsError
 from cds.evaluation import Evaluator
 from cds.fhir.bulk import parse_lines
 from cds.screen.row import Row, error_row, row_from_evaluation
 
-GC_YOUNG_THRESHOLD = 5000  # as in the CDS Hooks worker (cds/hooks/app.py), where it was measured
 _EVALUATOR: Evaluator | None = None
 _EVALUATOR_PID: int | None = None
 
 
 def evaluator() -> Evaluator:
-    """This process's Evaluator (rebuilt if the process was forked from one that already had one).
-
-    Once built, everything the process holds (knowledge, compiled rules, imported modules) lives as long as the
-    process, so it is moved out of the cyclic garbage collector's generations (``gc.freeze``): the collections
-    that evaluating patients triggers then scan only the patients' objects, not the ≈ 60,000 long-lived ones
-    (measured: about 7 % off evaluation and 20 % off the JSON parse of each patient)."""
+    """This process's Evaluator (rebuilt if the process was forked from one that already had one); once built,
+    the process's long-lived heap is settled out of the garbage collector's way (cds/heap.py)."""
     global _EVALUATOR, _EVALUATOR_PID
     if _EVALUATOR is None or os.getpid() != _EVALUATOR_PID:
         _EVALUATOR, _EVALUATOR_PID = Evaluator(), os.getpid()
-        gc.collect()
-        gc.freeze()
-        # A patient's thousands of parsed containers die with its evaluation: collect the young generation
-        # every GC_YOUNG_THRESHOLD net allocations instead of every 700 (cycles are still collected, later).
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        heap.settle()
     return _EVALUATOR
 
 
