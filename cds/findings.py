@@ -39,6 +39,8 @@ class Finding(BaseModel):
 
 
 def fmt_value(value: Any) -> str:
+    if type(value) is str:  # the common case, first
+        return value
     if value is None:
         return "unknown"
     if isinstance(value, bool):
@@ -49,25 +51,25 @@ def fmt_value(value: Any) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _compile(template: str) -> tuple[tuple[str, str | None, str | None], ...]:
-    """A template as (literal, scope, field) parts, parsed once: findings are rendered for every patient."""
-    parts: list[tuple[str, str | None, str | None]] = []
+def _compile(template: str) -> tuple[tuple[tuple[str, str, str], ...], str]:
+    """A template as its (literal, scope, field) parts and the trailing literal, parsed once: findings are
+    rendered for every patient."""
+    parts: list[tuple[str, str, str]] = []
     pos = 0
     text = " ".join(template.split())
     for m in _FIELD.finditer(text):
         parts.append((text[pos : m.start()], m.group(1), m.group(2)))
         pos = m.end()
-    parts.append((text[pos:], None, None))
-    return tuple(parts)
+    return tuple(parts), text[pos:]
 
 
 def render_template(template: str, scopes: Mapping[str, Mapping[str, Any]]) -> str:
     """Replace {bind.field} and {config.name}; a value that is not there reads 'unknown', never blank."""
+    parts, tail = _compile(template)
     out: list[str] = []
-    for literal, scope_name, name in _compile(template):
+    for literal, scope_name, name in parts:
         out.append(literal)
-        if scope_name is None or name is None:
-            continue
         scope = scopes.get(scope_name)
         out.append(f"{{{scope_name}.{name}}}" if scope is None else fmt_value(scope.get(name)))
+    out.append(tail)
     return "".join(out).strip()

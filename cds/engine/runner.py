@@ -6,8 +6,9 @@ conclude: TRD status from the counts of the classify stage's verdicts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, cast
 
 from cds.engine import staging
 from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
@@ -19,7 +20,7 @@ from cds.engine.staging import StagingResult
 from cds.engine.staging_inputs import staging_views
 from cds.engine.views import Views, adequacy_by_trial, failed_trials, stage_one, trd_summary
 from cds.facts.models import FactSet
-from cds.findings import Finding, FindingSource, render_template
+from cds.findings import Finding, FindingSource, Indicator, render_template
 from cds.knowledge import Knowledge
 
 EvaluatorKind = Literal["durable", "reference"]
@@ -60,10 +61,7 @@ class RuleEngine:
         order = [code for m in self.modules for code in m.option_order]
         self._option_order = {code: i for i, code in enumerate(dict.fromkeys(order))}
         self._config_scope = {name: s.value for name, s in knowledge.config.settings.items()}
-        self._sources = {
-            r.id: FindingSource(label=r.source.label, url=r.source.url, confidence=r.source.confidence)
-            for r in self.rules.values()
-        }
+        self._plans = {r.id: _plan(r) for r in self.rules.values()}
 
     def evaluate(self, facts: FactSet) -> RuleOutcome:
         first = stage_one(facts)
@@ -122,48 +120,86 @@ class RuleEngine:
         return (0 if eligible else 1, 0 if urgent else 1, order, self._order[f.rule], f.summary)
 
     def _findings(self, result: StageResult, views: Views) -> list[Finding]:
-        by_id: dict[str, FactView] = {str(f["id"]): f for f in views.facts}
-        for d in result.derived:
-            by_id[str(d["id"])] = d
+        derived: dict[str, FactView] = {str(d["id"]): d for d in result.derived}
+        facts, display, evidence_of = views.by_id, views.display, views.evidence
         config_scope, context_scope = self._config_scope, self.knowledge.context
+        merged: dict[str, dict[str, Any]] = {}  # a bound fact with its display values, read-only once made
         out: list[Finding] = []
         seen: set[tuple[str, str]] = set()
         for act in result.activations:
-            rule = self.rules[act.rule]
-            if rule.finding is None:
+            plan = self._plans[act.rule]
+            if plan is None:
                 continue
             scopes: dict[str, dict[str, Any]] = {"config": config_scope, "context": context_scope}
             evidence: list[str] = []
             for bind, fid in act.bindings:
-                scopes[bind] = {**by_id.get(fid, {}), **views.display.get(fid, {})}
-                evidence += views.evidence.get(fid, ())
-            subject = act.bindings[-1][1] if act.bindings else None
-            summary = render_template(rule.finding.summary, scopes)
-            if (rule.id, summary) in seen:
+                scope = merged.get(fid)
+                if scope is None:
+                    fact = derived[fid] if fid in derived else facts.get(fid, {})
+                    scope = merged[fid] = {**fact, **display.get(fid, {})}
+                scopes[bind] = scope
+                evidence += evidence_of.get(fid, ())
+            summary = render_template(plan.summary, scopes)
+            if (act.rule, summary) in seen:
                 continue  # the same statement reached through another fact (e.g. two current lithium orders)
-            seen.add((rule.id, summary))
+            seen.add((act.rule, summary))
             out.append(
-                Finding(
-                    code=rule.finding.code,
-                    rule=rule.id,
-                    rule_version=rule.version,
-                    category=rule.finding.category,
-                    indicator=rule.finding.indicator,
-                    summary=summary,
-                    detail=render_template(rule.finding.detail, scopes),
-                    evidence=tuple(dict.fromkeys(evidence)),
-                    source=self._sources[rule.id],
-                    subject=subject,
-                    needs_clinical_review=rule.source.confidence not in (None, "C"),
-                    attributes={k: _resolve(v, scopes) for k, v in rule.finding.attributes.items()},
-                    proposal=(
-                        {k: _resolve(v, scopes) for k, v in rule.finding.proposal.items()}
-                        if rule.finding.proposal
-                        else None
-                    ),
+                _new_finding(
+                    dict(
+                        code=plan.code,
+                        rule=act.rule,
+                        rule_version=plan.rule_version,
+                        category=plan.category,
+                        indicator=plan.indicator,
+                        summary=summary,
+                        detail=render_template(plan.detail, scopes),
+                        evidence=tuple(dict.fromkeys(evidence)),
+                        source=plan.source,
+                        subject=act.bindings[-1][1] if act.bindings else None,
+                        needs_clinical_review=plan.needs_clinical_review,
+                        attributes={k: _resolve(v, scopes) for k, v in plan.attributes},
+                        proposal={k: _resolve(v, scopes) for k, v in plan.proposal} if plan.proposal else None,
+                    )
                 )
             )
         return out
+
+
+# Finding(**fields) without BaseModel.__init__: the same validation, a third cheaper (as cds.facts.models.validator).
+_new_finding = cast(Callable[[dict[str, Any]], Finding], Finding.__pydantic_validator__.validate_python)
+
+
+class _FindingPlan(NamedTuple):
+    """What a rule's finding needs from the rule, gathered once per engine."""
+
+    code: str
+    rule_version: str
+    category: str
+    indicator: Indicator
+    summary: str
+    detail: str
+    source: FindingSource
+    needs_clinical_review: bool
+    attributes: tuple[tuple[str, Any], ...]
+    proposal: tuple[tuple[str, Any], ...]
+
+
+def _plan(rule: Rule) -> _FindingPlan | None:
+    f = rule.finding
+    if f is None:
+        return None
+    return _FindingPlan(
+        code=f.code,
+        rule_version=rule.version,
+        category=f.category,
+        indicator=f.indicator,
+        summary=f.summary,
+        detail=f.detail,
+        source=FindingSource(label=rule.source.label, url=rule.source.url, confidence=rule.source.confidence),
+        needs_clinical_review=rule.source.confidence not in (None, "C"),
+        attributes=tuple(f.attributes.items()),
+        proposal=tuple(f.proposal.items()) if f.proposal else (),
+    )
 
 
 def _resolve(value: Any, scopes: dict[str, dict[str, Any]]) -> Any:

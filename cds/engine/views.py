@@ -249,13 +249,16 @@ class Views:
     facts: list[FactView] = field(default_factory=list)
     display: dict[str, dict[str, Any]] = field(default_factory=dict)
     evidence: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    by_id: dict[str, FactView] = field(default_factory=dict)  # the facts by id (a later one wins)
 
     def add(self, view: dict[str, Any], display: dict[str, Any], evidence: Iterable[str]) -> None:
         _check_schema(view)
         clean: FactView = {k: v for k, v in view.items() if v is not None}
         self.facts.append(clean)
-        self.display[str(clean["id"])] = display
-        self.evidence[str(clean["id"])] = tuple(evidence)
+        fid = str(clean["id"])
+        self.by_id[fid] = clean
+        self.display[fid] = display
+        self.evidence[fid] = tuple(evidence)
 
 
 def trial_view(t: Trial) -> dict[str, Any]:
