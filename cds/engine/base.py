@@ -54,22 +54,40 @@ class Evaluator(Protocol):
     def run(self, facts: Sequence[FactView]) -> StageResult: ...
 
 
+DeriveItems = tuple[tuple[str, Any, tuple[str, str] | None], ...]
+
+
+def derive_items(derive: dict[str, Scalar]) -> DeriveItems:
+    """A rule's `derive` as (key, literal, None) and (key, None, (bind, field)) for `=bind.field` values."""
+    items: list[tuple[str, Any, tuple[str, str] | None]] = []
+    for key, value in derive.items():
+        if isinstance(value, str) and value.startswith("="):
+            bind, _, fname = value[1:].partition(".")
+            items.append((key, None, (bind, fname)))
+        else:
+            items.append((key, value, None))
+    return tuple(items)
+
+
+def build_derived(fact_id: str, items: DeriveItems, bound: dict[str, dict[str, Any]]) -> FactView:
+    """The derived fact: literal values, and bound facts' values where they are present."""
+    fact: FactView = {"id": fact_id}
+    for key, value, ref in items:
+        if ref is None:
+            fact[key] = value
+            continue
+        resolved = bound.get(ref[0], {}).get(ref[1])
+        if resolved is not None:
+            fact[key] = resolved
+    return fact
+
+
 def derive_fact(rule: Rule, bound: dict[str, dict[str, Any]]) -> FactView:
     """The fact a rule derives for one activation. Its id names the rule and the bound facts, so the same
     activation always derives the same fact and two activations never derive identical facts."""
     assert rule.derive is not None
     ids = ",".join(str(bound[p.bind]["id"]) for p in rule.patterns)
-    fact: FactView = {"id": f"{rule.id}({ids})"}
-    for key, value in rule.derive.items():
-        if isinstance(value, str) and value.startswith("="):
-            bind, _, fname = value[1:].partition(".")
-            resolved = bound.get(bind, {}).get(fname)
-            if resolved is None:
-                continue
-            fact[key] = resolved
-        else:
-            fact[key] = value
-    return fact
+    return build_derived(f"{rule.id}({ids})", derive_items(rule.derive), bound)
 
 
 def sort_activations(result: StageResult, rules: StageRules) -> StageResult:

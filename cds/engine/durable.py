@@ -40,7 +40,15 @@ from typing import Any
 import durable_rules_engine as _dre
 import orjson
 
-from cds.engine.base import Activation, FactView, StageResult, StageRules, derive_fact, sort_activations
+from cds.engine.base import (
+    Activation,
+    FactView,
+    StageResult,
+    StageRules,
+    build_derived,
+    derive_items,
+    sort_activations,
+)
 from cds.engine.ir import Expr, Rule, Test
 from cds.errors import EngineError, KnowledgeError
 
@@ -245,23 +253,28 @@ class DurableEvaluator:
         self._handle = _dre.create_ruleset(self._name, orjson.dumps(definition).decode())
 
     def _action(self, rule: Rule) -> _Action:
-        binds = [p.bind for p in rule.patterns]
+        binds = tuple(p.bind for p in rule.patterns)
+        rule_id = rule.id
+        items = derive_items(rule.derive) if rule.derive is not None else None
 
         def action(session: _Session, message: dict[str, Any]) -> None:
             try:
-                ids = tuple((b, str(message[b][_ID])) for b in binds)
-                activation = Activation(rule.id, ids)
+                ids = tuple([(b, str(message[b][_ID])) for b in binds])
+                activation = Activation(rule_id, ids)
                 if activation in session.seen:
                     return  # an `$or` fires once per true branch: the rule fires once per set of facts
                 session.seen.add(activation)
                 session.activations.append(activation)
-                if rule.derive is not None:
-                    fact = derive_fact(rule, {b: session.facts[fid] for b, fid in ids})
+                if items is not None:
+                    # derive_fact's fact, from the ids at hand (each is its fact's `str(id)`, the key in session.facts)
+                    facts = session.facts
+                    fact_id = f"{rule_id}({','.join([fid for _, fid in ids])})"
+                    fact = build_derived(fact_id, items, {b: facts[fid] for b, fid in ids})
                     session.derived.append(fact)
                     if self._wanted(fact):  # else no rule of this stage can match it
                         self._assert(session, fact)
             except Exception as exc:  # recorded and re-raised by run(): an action must not unwind the C engine
-                session.errors.append(f"{rule.id}: {type(exc).__name__}: {exc}")
+                session.errors.append(f"{rule_id}: {type(exc).__name__}: {exc}")
 
         return action
 

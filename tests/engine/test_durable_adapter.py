@@ -124,13 +124,13 @@ def test_action_errors_are_reraised_and_session_cleaned() -> None:
     ev.rules.rules[0].__dict__["derive"] = {"type": "b"}  # keep IR valid; break the derive path instead
     import cds.engine.durable as mod
 
-    original = mod.derive_fact
-    mod.derive_fact = boom  # type: ignore[assignment]
+    original = mod.build_derived
+    mod.build_derived = boom  # type: ignore[assignment]
     try:
         with pytest.raises(EngineError, match="broken action"):
             ev.run([{"type": "a", "id": "a1", "v": 1}])
     finally:
-        mod.derive_fact = original
+        mod.build_derived = original
     assert not ev._sessions
     assert len(ev.run([{"type": "a", "id": "a1", "v": 1}]).activations) == 1
 
