@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from cds.engine.views import Views
-from cds.facts.models import FactSet, Trial
+from cds.engine.views import Views, per_knowledge
+from cds.facts.models import Augmentation, FactSet, Trial
 from cds.findings import Finding
 from cds.knowledge import Knowledge
+from cds.knowledge.models import Drug
 
 # Treatments the screen stage can contraindicate, by the finding codes that say so.
 _HARD_STOPS = {"esketamine": "contraindication-esketamine", "ketamine": "contraindication-ketamine"}
@@ -130,23 +131,24 @@ def recommend_views(
         e.ingredient for e in record.exposures if e.stopped_for_adverse_effect
     }
     allergic = {r.ingredient for r in record.reactions if r.category == "allergy"}
-    min_weeks = cfg["min_trial_weeks"]
-    for drug in knowledge.catalog.drugs.values():
-        if drug.role != "augmenting_agent" and drug.ingredient not in ("bupropion", "mirtazapine"):
-            continue
-        used = [a for t in in_episode for a in t.augmentations if a.ingredient == drug.ingredient]
-        adequately = [a for a in used if a.start and a.end and (a.end - a.start).days + 1 >= min_weeks * 7]
-        as_trial = [t for t in failed if t.ingredient == drug.ingredient]
+    min_days = cfg["min_trial_weeks"] * 7
+    used_by_agent: dict[str, list[Augmentation]] = {}
+    for t in in_episode:
+        for a in t.augmentations:
+            used_by_agent.setdefault(a.ingredient, []).append(a)
+    failed_ingredients = {t.ingredient for t in failed}
+    for drug, dose_range in _agents(knowledge):
+        used = used_by_agent.get(drug.ingredient, [])
+        adequately = any(a.start and a.end and (a.end - a.start).days + 1 >= min_days for a in used)
         reason = (
             "allergy on record"
             if drug.ingredient in allergic
             else "not tolerated before"
             if drug.ingredient in intolerant
             else "already tried adequately this episode"
-            if adequately or as_trial
+            if adequately or drug.ingredient in failed_ingredients
             else ""
         )
-        rng = drug.usual_range_mg
         views.add(
             {
                 "type": "agent",
@@ -155,10 +157,7 @@ def recommend_views(
                 "drug_class": drug.drug_class,
                 "excluded": bool(reason),
             },
-            {
-                "exclusion": reason or "none",
-                "dose_range": _dose_range(rng.low, rng.high, rng.source) if rng else "see label",
-            },
+            {"exclusion": reason or "none", "dose_range": dose_range},
             tuple(r for a in used for r in a.evidence),
         )
     for treatment in ("esketamine", "ketamine", "ect", "rtms"):
@@ -178,6 +177,18 @@ def recommend_views(
             },
             tuple(r for f in stops + cautions for r in f.evidence),
         )
+
+
+@per_knowledge
+def _agents(knowledge: Knowledge) -> tuple[tuple[Drug, str], ...]:
+    """The augmenting and combining agents an `agent` fact is made for, in catalog order, with their dose range."""
+    agents = []
+    for drug in knowledge.catalog.drugs.values():
+        if drug.role != "augmenting_agent" and drug.ingredient not in ("bupropion", "mirtazapine"):
+            continue
+        rng = drug.usual_range_mg
+        agents.append((drug, _dose_range(rng.low, rng.high, rng.source) if rng else "see label"))
+    return tuple(agents)
 
 
 def _trial_label(t: Trial) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from cds.engine.views import Views
+from cds.engine.views import Views, per_knowledge
 from cds.facts.models import FactSet, LabResult, Score
 from cds.knowledge import Knowledge
 
@@ -63,16 +63,11 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
     for result in record.labs:
         if result.date <= now:
             latest[result.analyte] = result  # labs are in date order: the last one wins
-    for analyte in [*knowledge.observations.analytes, "pregnancy_test"]:
+    for analyte, lab_id, name in _lab_names(knowledge):
         lab = latest.get(analyte)
-        name = (
-            knowledge.observations.analytes[analyte].name
-            if analyte in knowledge.observations.analytes
-            else ("pregnancy test")
-        )
         view: dict[str, Any] = {
             "type": "lab",
-            "id": f"lab-{analyte}",
+            "id": lab_id,
             "analyte": analyte,
             "has_result": lab is not None,
         }
@@ -91,13 +86,9 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
         views.add(view, display, (lab.ref,) if lab else ())
     recent = now - timedelta(days=cfg["medication_recent_days"])
     default_washout = cfg["maoi_washout_days"]
-    washouts = {
-        d.ingredient: d.serotonergic_washout_days.value
-        for d in knowledge.catalog.drugs.values()
-        if d.serotonergic_washout_days is not None
-    }
+    washouts, window_days = _washouts(knowledge)
     # Medications stopped longer ago than `recent` still matter while their washout lasts (MAOI interactions).
-    window = now - timedelta(days=max([cfg["medication_recent_days"], default_washout, *washouts.values()]))
+    window = now - timedelta(days=window_days)
     for i, e in enumerate(record.exposures):
         if e.start is None:
             continue
@@ -172,6 +163,27 @@ def screen_views(facts: FactSet, trd_status: str, failed: int, knowledge: Knowle
                 {"reason": f"{t.days_without_supply} days without supply"},
                 t.evidence,
             )
+
+
+@per_knowledge
+def _lab_names(knowledge: Knowledge) -> tuple[tuple[str, str, str], ...]:
+    """(analyte, fact id, name) of every catalogued lab and vital sign, and the pregnancy test."""
+    analytes = knowledge.observations.analytes
+    names = [(a, analytes[a].name) for a in analytes] + [("pregnancy_test", "pregnancy test")]
+    return tuple((a, f"lab-{a}", name) for a, name in names)
+
+
+@per_knowledge
+def _washouts(knowledge: Knowledge) -> tuple[dict[str, Any], Any]:
+    """Serotonergic washout days by ingredient (where longer than the default), and how far back a stopped
+    medication still matters: the longest of the recent-medication window and every washout."""
+    cfg = knowledge.config
+    washouts = {
+        d.ingredient: d.serotonergic_washout_days.value
+        for d in knowledge.catalog.drugs.values()
+        if d.serotonergic_washout_days is not None
+    }
+    return washouts, max([cfg["medication_recent_days"], cfg["maoi_washout_days"], *washouts.values()])
 
 
 def _range_text(lab: LabResult) -> str:

@@ -5,13 +5,16 @@ Each view has `type` and a unique `id`. Display-only values (dates, labels, expl
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from functools import wraps
+from typing import Any, Literal, TypeVar, get_args
+from weakref import WeakKeyDictionary
 
 from cds.engine.base import FactView, StageResult
 from cds.errors import EngineError
 from cds.facts.models import FactSet, IssueKind, Outcome, Trial
+from cds.knowledge import Knowledge
 
 _OUTCOME_LABEL = {
     "remission": "remission",
@@ -244,6 +247,25 @@ def _check_schema(view: dict[str, Any]) -> None:
         raise EngineError(f"fact type {view['type']!r}: fields {undeclared} are not declared in FACT_SCHEMA")
 
 
+V = TypeVar("V")
+
+
+def per_knowledge(compute: Callable[[Knowledge], V]) -> Callable[[Knowledge], V]:
+    """`compute(knowledge)` worked out once per Knowledge: the tables view builders read for every patient (a hot
+    reload brings a new Knowledge, and the retired one's entry goes with it)."""
+    memo: WeakKeyDictionary[Knowledge, V] = WeakKeyDictionary()
+
+    @wraps(compute)
+    def get(knowledge: Knowledge) -> V:
+        try:
+            return memo[knowledge]
+        except KeyError:
+            value = memo[knowledge] = compute(knowledge)
+            return value
+
+    return get
+
+
 @dataclass
 class Views:
     facts: list[FactView] = field(default_factory=list)
@@ -252,7 +274,9 @@ class Views:
     by_id: dict[str, FactView] = field(default_factory=dict)  # the facts by id (a later one wins)
 
     def add(self, view: dict[str, Any], display: dict[str, Any], evidence: Iterable[str]) -> None:
-        _check_schema(view)
+        allowed = _ALLOWED.get(str(view.get("type")))
+        if allowed is not None and not allowed.issuperset(view):
+            _check_schema(view)  # raises
         clean: FactView = {k: v for k, v in view.items() if v is not None}
         self.facts.append(clean)
         fid = str(clean["id"])
