@@ -270,7 +270,11 @@ def create_app(settings: HookSettings | None = None) -> FastAPI:
             raise ValueError("dev_examples is only allowed in development mode (auth = 'disabled-dev')")
         app.mount("/dev-fhir", create_dev_fhir_app(settings.dev_examples))
 
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        rebalance_every=settings.keepalive_rebalance_every,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.cors_origins),

@@ -1,5 +1,12 @@
 """ASGI middleware: a request id on every request and response, an access log line without patient data,
-and a request size limit enforced while the body streams in (413 before the app sees an oversized body)."""
+a request size limit enforced while the body streams in (413 before the app sees an oversized body), and
+keep-alive rebalancing across worker processes.
+
+Rebalancing: uvicorn's workers share one listening socket, and a kept-alive connection stays with the worker
+that accepted it, however busy that worker becomes (EHRs keep connection pools). Each worker therefore closes the
+connection of every Nth response it sends (`Connection: close`, which HTTP/1.1 clients handle by reconnecting).
+A busier worker sends more responses, so it sheds more connections, and a reconnecting client is accepted by a
+worker that is waiting for work, not by one in the middle of an evaluation."""
 
 from __future__ import annotations
 
@@ -30,9 +37,11 @@ def _outcome(message: str) -> bytes:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, rebalance_every: int = 0) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.rebalance_every = rebalance_every  # 0: never close a keep-alive connection
+        self._responses = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,8 +61,12 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                headers = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
+                if self.rebalance_every:
+                    self._responses += 1
+                    if self._responses % self.rebalance_every == 0 and scope.get("http_version") == "1.1":
+                        headers.append((b"connection", b"close"))
+                message["headers"] = headers
             await send(message)
 
         received = 0

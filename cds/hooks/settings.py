@@ -67,6 +67,12 @@ class HookSettings(BaseSettings):
     feedback_db_url: str = "sqlite:///cds-hooks-feedback.sqlite3"
     cors_origins: tuple[str, ...] = ("*",)
     max_request_bytes: int = 5_000_000
+    keepalive_rebalance_every: int = Field(
+        default=8,
+        ge=0,
+        description="Each worker closes the connection of every Nth response (keep-alive clients then reconnect to "
+        "a free worker; cds/hooks/middleware.py); 0 keeps connections open",
+    )
     fhir_timeout_seconds: float = 3.0
     fhir_max_pages: int = 20
     jwks_timeout_seconds: float = 3.0
