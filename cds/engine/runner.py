@@ -6,12 +6,11 @@ conclude: TRD status from the counts of the classify stage's verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple
 
 from cds.engine import staging
-from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
+from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules, constructor
 from cds.engine.ir import Module, Rule, load_modules
 from cds.engine.recommend_inputs import recommend_views
 from cds.engine.reference import ReferenceEvaluator
@@ -165,8 +164,7 @@ class RuleEngine:
         return out
 
 
-# Finding(**fields) without BaseModel.__init__: the same validation, a third cheaper (as cds.facts.models.validator).
-_new_finding = cast(Callable[[dict[str, Any]], Finding], Finding.__pydantic_validator__.validate_python)
+_new_finding = constructor(Finding)
 
 
 class _FindingPlan(NamedTuple):

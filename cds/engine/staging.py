@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.engine.base import FactView
+from cds.engine.base import FactView, constructor
 from cds.engine.ir import Module, Totals
 from cds.facts.models import FactSet
 from cds.findings import Finding
@@ -24,6 +24,9 @@ class StagingComponent(BaseModel):
     evidence: tuple[str, ...] = ()
 
 
+_new_component = constructor(StagingComponent)
+
+
 class StagingResult(BaseModel):
     model_config = ConfigDict(frozen=True)
     model: str
@@ -36,28 +39,33 @@ class StagingResult(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
-def _components(model: str, derived: Sequence[FactView], findings: Sequence[Finding]) -> list[StagingComponent]:
+def _components(derived: Sequence[FactView], findings: Sequence[Finding]) -> dict[Any, list[StagingComponent]]:
+    """Each model's components, from the points the staging rules derived, with the finding that explains each."""
     by_rule: dict[str, list[Finding]] = {}
     for f in findings:
         by_rule.setdefault(f.rule, []).append(f)
-    out = []
+    out: dict[Any, list[StagingComponent]] = {}  # by model
     for fact in derived:
-        if fact.get("type") != "staging_point" or fact.get("model") != model:
+        if fact.get("type") != "staging_point":
             continue
         rule = str(fact["id"]).split("(", 1)[0]
         matching = by_rule.get(rule, [])
         subject = str(fact["id"]).split("(", 1)[1].rstrip(")")
         finding = next((f for f in matching if f.subject == subject), matching[0] if matching else None)
-        out.append(
-            StagingComponent(
-                component=str(fact["component"]),
-                points=float(fact["points"]),
-                rule=rule,
-                summary=finding.summary if finding else "",
-                evidence=finding.evidence if finding else (),
+        out.setdefault(fact.get("model"), []).append(
+            _new_component(
+                {
+                    "component": str(fact["component"]),
+                    "points": float(fact["points"]),
+                    "rule": rule,
+                    "summary": finding.summary if finding else "",
+                    "evidence": finding.evidence if finding else (),
+                }
             )
         )
-    return sorted(out, key=lambda c: (c.component, c.rule, c.summary))
+    for comps in out.values():
+        comps.sort(key=lambda c: (c.component, c.rule, c.summary))
+    return out
 
 
 def _label(totals: Totals, value: float | None) -> str | None:
@@ -66,8 +74,8 @@ def _label(totals: Totals, value: float | None) -> str | None:
     return totals.labels.get(str(int(value)) if float(value).is_integer() else str(value))
 
 
-def total(totals: Totals, derived: Sequence[FactView], findings: Sequence[Finding]) -> StagingResult:
-    comps = _components(totals.model, derived, findings)
+def total(totals: Totals, comps: list[StagingComponent]) -> StagingResult:
+    """A model's result from its components (sorted by component, rule and summary)."""
     if totals.method == "level":
         return _level(totals, comps)
     if not comps:
@@ -190,7 +198,8 @@ def compute(
     facts: FactSet,
     summary: FactView | None = None,
 ) -> dict[str, StagingResult]:
-    results = {m.totals.model: total(m.totals, derived, findings) for m in modules if m.totals is not None}
+    components = _components(derived, findings)
+    results = {m.totals.model: total(m.totals, components.get(m.totals.model, [])) for m in modules if m.totals}
     if "european" in results and summary is not None:
         weeks = summary.get("cumulative_adequate_weeks")
         r = results["european"]
