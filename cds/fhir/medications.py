@@ -273,7 +273,8 @@ class ExposureBuilder:
             adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(
                 reason_codes, reason_texts
             )
-        indication = [t for cc in as_list(resource.get("reasonCode")) for t in concept_texts(cc)]
+        indications = resource.get("reasonCode")
+        indication = [t for cc in as_list(indications) for t in concept_texts(cc)] if indications else []
         out = []
         for comp, estimate in zip(resolved.components, estimates, strict=True):
             dose = estimate.mg_per_day
@@ -328,6 +329,12 @@ class ExposureBuilder:
         if comp.rate_mg_per_day is not None:
             return DoseEstimate(mg_per_day=comp.rate_mg_per_day, derivation="transdermal system delivery rate")
         given = resource.get("dosage" if rtype == "MedicationStatement" else "dosageInstruction")
+        if isinstance(given, dict):  # one Dosage, not in a list (tolerated): as one in a list
+            given = [given]
+        if isinstance(given, list) and len(given) == 1 and isinstance(given[0], dict):  # the common case
+            estimate = _cached_daily_dose(given[0], comp.strength)
+            if estimate.mg_per_day is not None:
+                return estimate
         dosages = [d for d in as_list(given) if isinstance(d, dict)] if given else []
         estimates = [_cached_daily_dose(d, comp.strength) for d in dosages]
         known = [e for e in estimates if e.mg_per_day is not None]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from operator import attrgetter
 from typing import Any
 
 from cds.facts.models import (
@@ -21,6 +22,7 @@ from cds.facts.models import (
     validator,
 )
 from cds.fhir.elements import (
+    Coding,
     as_list,
     as_number,
     as_str,
@@ -50,6 +52,8 @@ _PROCEDURE_DONE = {"completed", "in-progress", None}
 _score, _lab, _diagnosis = validator(Score), validator(LabResult), validator(Diagnosis)
 _procedure, _adherence, _reaction = validator(ProcedureRecord), validator(AdherenceEvidence), validator(AdverseReaction)
 _record = validator(PatientRecord)
+_BY_DATE_REF, _BY_START_REF = attrgetter("date", "ref"), attrgetter("start", "ref")
+_BY_DATE_REF_ANALYTE = attrgetter("date", "ref", "analyte")
 _READ_TYPES = {"Patient", *_MEDICATION_TYPES, "Observation", "Condition", "AllergyIntolerance", "Procedure"}
 
 
@@ -126,11 +130,16 @@ class RecordReader:
                 elif rtype == "Observation":
                     if res.get("status") in _OBSERVATION_OK:
                         top = self._observation_code(res.get("code"))
-                        parts = [
-                            (comp, self._observation_code(comp.get("code")))
-                            for comp in as_list(res.get("component"))
-                            if isinstance(comp, dict)
-                        ]
+                        components = res.get("component")
+                        parts = (
+                            [
+                                (comp, self._observation_code(comp.get("code")))
+                                for comp in as_list(components)
+                                if isinstance(comp, dict)
+                            ]
+                            if components
+                            else []
+                        )
                         if top.scored is not None or parts:
                             scores += self._scores(res, ref, issues, top, parts)
                         if top.analytes or top.pregnancy or parts:
@@ -153,11 +162,11 @@ class RecordReader:
                 "patient_ref": patient_ref,
                 "birth_date": birth,
                 "exposures": tuple(exposures),
-                "scores": tuple(sorted(scores, key=lambda s: (s.date, s.ref))),
+                "scores": tuple(sorted(scores, key=_BY_DATE_REF)),
                 "diagnoses": tuple(diagnoses),
                 "reactions": tuple(reactions),
-                "procedures": tuple(sorted(procedures, key=lambda p: (p.start, p.ref))),
-                "labs": tuple(sorted(labs, key=lambda x: (x.date, x.ref, x.analyte))),
+                "procedures": tuple(sorted(procedures, key=_BY_START_REF)),
+                "labs": tuple(sorted(labs, key=_BY_DATE_REF_ANALYTE)),
                 "nonadherence": tuple(nonadherence),
                 "issues": tuple(issues),
                 "resource_count": len(raw.resources),
@@ -186,7 +195,8 @@ class RecordReader:
     ) -> list[Score]:
         """Scores of an Observation whose status is usable, from its code and its components' codes."""
         found: list[tuple[str, Any]] = [] if top.scored is None else [(top.scored, res)]
-        found += [(code.instrument, comp) for comp, code in parts if code.instrument is not None]
+        if parts:
+            found += [(code.instrument, comp) for comp, code in parts if code.instrument is not None]
         if not found:
             return []
         when = self._usable_date(effective_date(res), "score", ref, issues)
@@ -229,7 +239,8 @@ class RecordReader:
     ) -> list[LabResult]:
         """Labs and vital signs of an Observation whose status is usable."""
         holders: list[tuple[Analyte, dict[str, Any]]] = [(analyte, res) for analyte in top.analytes]
-        holders += [(analyte, comp) for comp, code in parts for analyte in code.analytes]
+        if parts:
+            holders += [(analyte, comp) for comp, code in parts for analyte in code.analytes]
         pregnancy = top.pregnancy
         if not holders and not pregnancy:
             return []
@@ -269,7 +280,8 @@ class RecordReader:
                     break
             if range_source is None and analyte.default_range is not None:
                 low, high, range_source = analyte.default_range.low, analyte.default_range.high, "catalog"
-            flags = [c for cc in as_list(holder.get("interpretation")) for _, c, _ in codings(cc)]
+            interpretation = holder.get("interpretation")
+            flags = [c for cc in as_list(interpretation) for _, c, _ in codings(cc)] if interpretation else []
             out.append(
                 _lab(
                     {
@@ -327,13 +339,11 @@ class RecordReader:
 
     # -- conditions ---------------------------------------------------------------------------------
     def _diagnosis(self, res: Resource, ref: str, issues: list[DataIssue]) -> Diagnosis | None:
-        if any(c in _DISCARD_VERIFICATION for _, c, _ in codings(res.get("verificationStatus"))):
+        if _has_code(codings(res.get("verificationStatus")), _DISCARD_VERIFICATION):
             return None
         clinical = codings(res.get("clinicalStatus"))
-        if clinical:
-            active = not any(c in _INACTIVE_CONDITION for _, c, _ in clinical)
-        else:  # no clinical status: an abatement says it is over
-            active = not any(res.get(k) for k in _ABATEMENT)
+        # without a clinical status, an abatement says it is over
+        active = not _has_code(clinical, _INACTIVE_CONDITION) if clinical else not any(res.get(k) for k in _ABATEMENT)
         onset = parse_date(res.get("onsetDateTime")) or period_bounds(res.get("onsetPeriod"))[0]
         if onset is not None and onset > self.future_limit:
             issues.append(
@@ -415,6 +425,15 @@ class RecordReader:
 
 
 _INTERPRETATION = {"H": "H", "HH": "H", "HU": "H", "L": "L", "LL": "L", "LU": "L", "N": "N", "A": "A", "AA": "A"}
+
+
+def _has_code(found: tuple[Coding, ...], codes: set[str]) -> bool:
+    """Whether any of the codings has one of the codes. A loop, not any(): no generator object is made on this
+    path, which runs twice for every Condition."""
+    for _, code, _ in found:  # noqa: SIM110
+        if code in codes:
+            return True
+    return False
 
 
 def _quantity_in(analyte: Analyte, quantity: Any) -> float | None:
