@@ -46,18 +46,14 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        text = _FLOAT_TEXT.get(value)
-        if text is None:
-            whole = round(value)
-            text = f"{value:.1f}".rstrip("0").rstrip(".") if abs(value - whole) > 1e-9 else str(whole)
-            if len(_FLOAT_TEXT) >= 4096:
-                _FLOAT_TEXT.clear()  # bounded: doses, weeks and scores repeat, so the cache refills with them
-            _FLOAT_TEXT[value] = text
-        return text
+        return _float_text(value)
     return str(value)
 
 
-_FLOAT_TEXT: dict[float, str] = {}  # fmt_value of each float seen; formatting a float costs about a microsecond
+@lru_cache(maxsize=4096)  # doses, weeks and scores repeat; formatting a float costs about a microsecond
+def _float_text(value: float) -> str:
+    whole = round(value)
+    return f"{value:.1f}".rstrip("0").rstrip(".") if abs(value - whole) > 1e-9 else str(whole)
 
 
 @lru_cache(maxsize=4096)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
-
-from pydantic import BaseModel
+from typing import Any, NamedTuple, Protocol
 
 from cds.engine.ir import Module, Rule, Scalar
 
 FactView = dict[str, Scalar]
-M = TypeVar("M", bound=BaseModel)
-
-
-def constructor(model: type[M]) -> Callable[[dict[str, Any]], M]:
-    """`model(**fields)` with the same validation, applied to a dict without going through BaseModel.__init__
-    (about a third cheaper; as cds.facts.models.validator, for the values the engine makes per patient)."""
-    return cast(Callable[[dict[str, Any]], M], model.__pydantic_validator__.validate_python)
 
 
 class Activation(NamedTuple):

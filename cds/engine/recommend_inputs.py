@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from cds.engine.views import Views, per_knowledge
+from cds.engine.views import Views
 from cds.facts.models import Augmentation, FactSet, Trial
 from cds.findings import Finding
 from cds.knowledge import Knowledge
+from cds.knowledge.cache import per_knowledge
 from cds.knowledge.models import Drug
 
 # Treatments the screen stage can contraindicate, by the finding codes that say so.

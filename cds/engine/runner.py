@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from cds.engine import staging
-from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules, constructor
+from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
 from cds.engine.ir import Module, Rule, load_modules
 from cds.engine.recommend_inputs import recommend_views
 from cds.engine.reference import ReferenceEvaluator
@@ -18,7 +18,7 @@ from cds.engine.screen_inputs import screen_views
 from cds.engine.staging import StagingResult
 from cds.engine.staging_inputs import staging_views
 from cds.engine.views import Views, adequacy_by_trial, failed_trials, stage_one, trd_summary
-from cds.facts.models import FactSet
+from cds.facts.models import FactSet, validator
 from cds.findings import Finding, FindingSource, Indicator, render_template
 from cds.knowledge import Knowledge
 
@@ -164,7 +164,7 @@ class RuleEngine:
         return out
 
 
-_new_finding = constructor(Finding)
+_new_finding = validator(Finding)
 
 
 class _FindingPlan(NamedTuple):

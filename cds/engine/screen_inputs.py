@@ -8,9 +8,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from cds.engine.views import Views, per_knowledge
+from cds.engine.views import Views
 from cds.facts.models import FactSet, LabResult, Score
 from cds.knowledge import Knowledge
+from cds.knowledge.cache import per_knowledge
 
 _DAYS_PER_MONTH = 365.25 / 12
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cds.engine.base import FactView, constructor
+from cds.engine.base import FactView
 from cds.engine.ir import Module, Totals
-from cds.facts.models import FactSet
+from cds.facts.models import FactSet, validator
 from cds.findings import Finding
 
 
@@ -24,7 +24,7 @@ class StagingComponent(BaseModel):
     evidence: tuple[str, ...] = ()
 
 
-_new_component = constructor(StagingComponent)
+_new_component = validator(StagingComponent)
 
 
 class StagingResult(BaseModel):

@@ -5,16 +5,13 @@ Each view has `type` and a unique `id`. Display-only values (dates, labels, expl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import wraps
-from typing import Any, Literal, TypeVar, get_args
-from weakref import WeakKeyDictionary
+from typing import Any, Literal, get_args
 
 from cds.engine.base import FactView, StageResult
 from cds.errors import EngineError
 from cds.facts.models import FactSet, IssueKind, Outcome, Trial
-from cds.knowledge import Knowledge
 
 _OUTCOME_LABEL = {
     "remission": "remission",
@@ -245,25 +242,6 @@ def _check_schema(view: dict[str, Any]) -> None:
     undeclared = sorted(set(view) - allowed)
     if undeclared:
         raise EngineError(f"fact type {view['type']!r}: fields {undeclared} are not declared in FACT_SCHEMA")
-
-
-V = TypeVar("V")
-
-
-def per_knowledge(compute: Callable[[Knowledge], V]) -> Callable[[Knowledge], V]:
-    """`compute(knowledge)` worked out once per Knowledge: the tables view builders read for every patient (a hot
-    reload brings a new Knowledge, and the retired one's entry goes with it)."""
-    memo: WeakKeyDictionary[Knowledge, V] = WeakKeyDictionary()
-
-    @wraps(compute)
-    def get(knowledge: Knowledge) -> V:
-        try:
-            return memo[knowledge]
-        except KeyError:
-            value = memo[knowledge] = compute(knowledge)
-            return value
-
-    return get
 
 
 @dataclass

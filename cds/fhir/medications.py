@@ -21,9 +21,10 @@ from cds.fhir.elements import (
     resource_ref,
 )
 from cds.fhir.index import ResourceIndex
-from cds.fhir.memo import ConceptMemo, PerKnowledge
+from cds.fhir.memo import ConceptMemo
 from cds.fhir.reader import Resource
 from cds.knowledge import Knowledge
+from cds.knowledge.cache import per_knowledge
 from cds.knowledge.catalog import ATC_SYSTEMS, RXNORM_SYSTEMS
 from cds.knowledge.models import Drug
 from cds.knowledge.products import formulation_of
@@ -77,7 +78,7 @@ class Resolved:
 
 
 # What each distinct medication concept names: (components, text), a pure function of the concept and the catalog.
-_CONCEPTS: PerKnowledge[tuple[tuple[Component, ...], str]] = PerKnowledge()
+_CONCEPTS = per_knowledge(lambda _k: ConceptMemo[tuple[tuple[Component, ...], str]]())
 
 
 class MedicationResolver:

@@ -1,6 +1,7 @@
 """Memos for pure functions of parsed FHIR JSON: records, and the patients of a population, repeat the same few
 hundred concepts (medications, observation codes, diagnosis codes, status codings), so each distinct one is
-worked out once per process (and, when the answer depends on the knowledge, once per Knowledge).
+worked out once per process (and, when the answer depends on the knowledge, once per Knowledge:
+`per_knowledge(lambda _k: ConceptMemo())`, cds/knowledge/cache.py).
 
 Keys are the compact JSON serialisation of the value, exact for what a JSON parser produces."""
 
@@ -8,11 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
-from weakref import WeakKeyDictionary
 
 import orjson
-
-from cds.knowledge import Knowledge
 
 V = TypeVar("V")
 
@@ -53,17 +51,3 @@ class ConceptMemo(Generic[V]):
                 self._values.clear()
             self._values[key] = result
             return result
-
-
-class PerKnowledge(Generic[V]):
-    """One ConceptMemo per Knowledge, for answers that depend on the catalogs: a hot reload brings a new
-    Knowledge whose memo starts empty, and the retired one's memo goes when it does."""
-
-    def __init__(self) -> None:
-        self._memos: WeakKeyDictionary[Knowledge, ConceptMemo[V]] = WeakKeyDictionary()
-
-    def __call__(self, knowledge: Knowledge) -> ConceptMemo[V]:
-        memo = self._memos.get(knowledge)
-        if memo is None:
-            memo = self._memos.setdefault(knowledge, ConceptMemo())
-        return memo

@@ -35,9 +35,10 @@ from cds.fhir.elements import (
 )
 from cds.fhir.index import ResourceIndex
 from cds.fhir.medications import ExposureBuilder, MedicationResolver
-from cds.fhir.memo import PerKnowledge
+from cds.fhir.memo import ConceptMemo
 from cds.fhir.reader import RawInput, Resource
 from cds.knowledge import Knowledge
+from cds.knowledge.cache import per_knowledge
 from cds.knowledge.models import Instrument, OtherObservation
 from cds.knowledge.observations import Analyte
 
@@ -88,8 +89,8 @@ class _Coded:
 
 
 _Parts = list[tuple[dict[str, Any], _ObservationCode]]  # an Observation's components, each with what its code names
-_OBSERVATION_CODES: PerKnowledge[_ObservationCode] = PerKnowledge()
-_CODED: PerKnowledge[_Coded] = PerKnowledge()
+_OBSERVATION_CODES = per_knowledge(lambda _k: ConceptMemo[_ObservationCode]())
+_CODED = per_knowledge(lambda _k: ConceptMemo[_Coded]())
 
 
 class RecordReader:

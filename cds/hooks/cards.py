@@ -15,7 +15,7 @@ from typing import Any
 from cds.fhir.orders import order_template
 from cds.findings import Finding
 from cds.hooks.rule_docs import FINDING_SYSTEM, RuleCatalog
-from cds.hooks.settings import HookSettings, OverrideReason
+from cds.hooks.settings import HookSettings
 from cds.knowledge import Knowledge
 
 Json = dict[str, Any]
@@ -113,20 +113,6 @@ def suggestions_for(finding: Finding, card_id: str, patient: str, knowledge: Kno
     return suggestions
 
 
-_OVERRIDE_JSON: dict[int, tuple[tuple[OverrideReason, ...], tuple[Json, ...]]] = {}
-
-
-def _override_reasons(reasons: tuple[OverrideReason, ...]) -> tuple[Json, ...]:
-    """The settings' override reasons as JSON, built once per settings (they are the same on every card). Keyed
-    by identity: hashing the pydantic models on every card cost more than the cards' other parts together."""
-    known = _OVERRIDE_JSON.get(id(reasons))
-    if known is None or known[0] is not reasons:
-        if len(_OVERRIDE_JSON) >= 8:
-            _OVERRIDE_JSON.clear()
-        known = _OVERRIDE_JSON[id(reasons)] = (reasons, tuple(r.model_dump() for r in reasons))
-    return known[1]
-
-
 def finding_card(
     finding: Finding,
     patient: str,
@@ -153,7 +139,7 @@ def finding_card(
         card["suggestions"] = suggestions
         card["selectionBehavior"] = "at-most-one"
     if settings.override_reasons:
-        card["overrideReasons"] = list(_override_reasons(settings.override_reasons))
+        card["overrideReasons"] = list(settings.override_reasons_json)
     card["links"] = [
         {
             "label": _link_label(finding.rule, finding.rule_version),

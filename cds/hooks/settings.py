@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -94,6 +95,11 @@ class HookSettings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @cached_property
+    def override_reasons_json(self) -> tuple[dict[str, Any], ...]:
+        """The override reasons as card JSON, made once (every card carries them)."""
+        return tuple(r.model_dump() for r in self.override_reasons)
 
     @property
     def dev_mode(self) -> bool:

@@ -67,7 +67,7 @@ class IntoleranceTerms:
         return False
 
 
-@dataclass(frozen=True, eq=False)  # identity equality and hash: per-Knowledge memos (cds/fhir/memo.py) key on it
+@dataclass(frozen=True, eq=False)  # identity equality and hash: per-Knowledge values (cds/knowledge/cache.py) key on it
 class Knowledge:
     rules_dir: Path
     config: SiteConfig
