@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from cds.engine.base import StageRules
 from cds.engine.views import Views
 from cds.facts.models import Augmentation, FactSet, Trial
 from cds.findings import Finding
@@ -34,7 +35,10 @@ def recommend_views(
     screened: Sequence[Finding],
     knowledge: Knowledge,
     views: Views,
+    agents: frozenset[str] | None = None,
 ) -> None:
+    """The recommend stage's facts. `agents`: the ingredients that get an `agent` fact, the ones the stage's rules
+    name (`agent_scope`); None gives every catalogued drug one."""
     cfg, now, record = knowledge.config, facts.now, facts.record
     in_episode = [t for t in facts.trials if t.in_current_episode]
     failed = [t for t in in_episode if t.id in failed_ids]
@@ -139,6 +143,8 @@ def recommend_views(
             used_by_agent.setdefault(a.ingredient, []).append(a)
     failed_ingredients = {t.ingredient for t in failed}
     for drug, dose_range in _agents(knowledge):
+        if agents is not None and drug.ingredient not in agents:
+            continue
         used = used_by_agent.get(drug.ingredient, [])
         adequately = any(a.start and a.end and (a.end - a.start).days + 1 >= min_days for a in used)
         reason = (
@@ -180,13 +186,32 @@ def recommend_views(
         )
 
 
+def agent_scope(rules: StageRules) -> frozenset[str] | None:
+    """The ingredients an `agent` pattern of these rules can match: the values of their `ingredient` tests (`==` or
+    `in`). Which agents a rule offers is the rule author's choice, made in the rule files; a fact for any other
+    ingredient could match nothing. None when some `agent` pattern does not name its ingredients."""
+    named: set[str] = set()
+    for rule in rules.rules:
+        for pattern in rule.when:
+            if pattern.type != "agent":
+                continue
+            values = [
+                v
+                for t in pattern.all
+                if t.field == "ingredient" and t.op in ("==", "in")
+                for v in (t.value if isinstance(t.value, list) else [t.value])
+            ]
+            if not values:
+                return None
+            named.update(str(v) for v in values)
+    return frozenset(named)
+
+
 @per_knowledge
 def _agents(knowledge: Knowledge) -> tuple[tuple[Drug, str], ...]:
-    """The augmenting and combining agents an `agent` fact is made for, in catalog order, with their dose range."""
+    """Every catalogued drug, in catalog order, with the dose range an `agent` fact shows."""
     agents = []
     for drug in knowledge.catalog.drugs.values():
-        if drug.role != "augmenting_agent" and drug.ingredient not in ("bupropion", "mirtazapine"):
-            continue
         rng = drug.usual_range_mg
         agents.append((drug, _dose_range(rng.low, rng.high, rng.source) if rng else "see label"))
     return tuple(agents)

@@ -12,7 +12,7 @@ from typing import Any, Literal, NamedTuple
 from cds.engine import staging
 from cds.engine.base import Activation, Evaluator, FactView, StageResult, StageRules
 from cds.engine.ir import Module, Rule, load_modules
-from cds.engine.recommend_inputs import recommend_views
+from cds.engine.recommend_inputs import agent_scope, recommend_views
 from cds.engine.reference import ReferenceEvaluator
 from cds.engine.screen_inputs import screen_views
 from cds.engine.staging import StagingResult
@@ -61,6 +61,7 @@ class RuleEngine:
         self._option_order = {code: i for i, code in enumerate(dict.fromkeys(order))}
         self._config_scope = {name: s.value for name, s in knowledge.config.settings.items()}
         self._plans = {r.id: _plan(r) for r in self.rules.values()}
+        self._agent_scope = agent_scope(self.stages["recommend"])  # the agents the rules can offer
 
     def evaluate(self, facts: FactSet) -> RuleOutcome:
         first = stage_one(facts)
@@ -102,7 +103,7 @@ class RuleEngine:
         first_ids = {id(f) for f in trd_first}
         rest = [f for f in outcome.findings if id(f) not in first_ids]
         care = Views()
-        recommend_views(facts, outcome.trd_status, failed_trials(r1), screened, self.knowledge, care)
+        recommend_views(facts, outcome.trd_status, failed_trials(r1), screened, self.knowledge, care, self._agent_scope)
         r4 = self.evaluators["recommend"].run(care.facts)
         outcome.activations["recommend"] = r4.activations
         options = self._findings(r4, care)

@@ -3,12 +3,15 @@ every option explained, every order template valid FHIR R4."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from cds.evaluation import Evaluation, Evaluator
+from cds.knowledge import load_knowledge
 from cds.render.json_contract import to_contract
 from tests.conftest import NOW, example_files
 from tests.engine.test_screen import condition, trd_history
@@ -136,3 +139,34 @@ def test_nothing_to_augment_without_a_current_antidepressant(ev: Evaluator) -> N
     assert not {"option-augment-antipsychotic", "option-augment-lithium", "option-augment-thyroid-hormone"} & set(
         eligible(result)
     )
+
+
+def _partial_response() -> bytes:
+    return bundle(
+        mdd("c", "2025-09-01"),
+        phq9("b", "2025-10-01", 20),
+        statement("s", SERTRALINE, "2025-10-01", None, mg=50, status="active"),
+        phq9("e", "2026-01-10", 13),
+    )
+
+
+def _combined(result: Evaluation) -> set[str]:
+    return {str(f.proposal["ingredient"]) for f in result.findings if f.code == "option-combine" and f.proposal}
+
+
+@pytest.mark.parametrize("kind", ["durable", "reference"])
+def test_an_agent_a_rule_author_adds_is_offered(kind: str, tmp_path: Path) -> None:
+    """Which agents a rule offers is data: naming trazodone in the combination rule is enough for it to be offered
+    (the stage makes `agent` facts for the ingredients its rules name)."""
+    rules = tmp_path / "rules"
+    shutil.copytree(load_knowledge().rules_dir, rules)
+    path = rules / "next_steps.yaml"
+    text = path.read_text()
+    assert text.count("value: [bupropion, mirtazapine]") == 1
+    path.write_text(text.replace("value: [bupropion, mirtazapine]", "value: [bupropion, mirtazapine, trazodone]"))
+    edited = Evaluator(load_knowledge(rules), kind=kind)  # type: ignore[arg-type]
+    assert _combined(edited.evaluate_bytes(_partial_response(), NOW)) == {"bupropion", "mirtazapine", "trazodone"}
+
+
+def test_an_agent_no_rule_names_is_not_offered(ev: Evaluator) -> None:
+    assert _combined(ev.evaluate_bytes(_partial_response(), NOW)) == {"bupropion", "mirtazapine"}
