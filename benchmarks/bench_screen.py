@@ -109,7 +109,8 @@ def _profile(export: Path) -> None:
 
     import orjson
 
-    from cds.fhir.bulk import export_files, iter_lines, parse_lines, partition_file, read_bucket
+    from cds.fhir.bulk import export_files, iter_lines, partition_file, read_bucket
+    from cds.fhir.reader import read_lines
     from cds.screen.output import write_table
     from cds.screen.row import row_from_evaluation
     from cds.screen.summary import SummaryBuilder
@@ -142,9 +143,9 @@ def _profile(export: Path) -> None:
                     t = add("read bucket + group", t)
                     ordered = sorted(lines)
                     t = add("sort a patient's lines", t)
-                    resources = parse_lines(ordered)
+                    raw = read_lines(ordered)
                     t = add("parse (orjson)", t)
-                    evaluation = ev.evaluate_resources(resources, NOW)
+                    evaluation = ev.evaluate_raw(raw, NOW)
                     t = add("EVALUATE", t)
                     row = row_from_evaluation(pid, evaluation)
                     t = add("row", t)

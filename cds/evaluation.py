@@ -77,6 +77,10 @@ class Evaluator:
         """Evaluate already-parsed FHIR resources of one patient (dicts; Bundles are unpacked)."""
         return self.evaluate_facts(self._facts(read_resources(resources), now))
 
+    def evaluate_raw(self, raw: RawInput, now: date) -> Evaluation:
+        """Evaluate resources already read by cds.fhir.reader (read_input, read_resources, read_lines)."""
+        return self.evaluate_facts(self._facts(raw, now))
+
     def evaluate_facts(self, facts: FactSet) -> Evaluation:
         outcome = self.engine.evaluate(facts)
         return Evaluation(

@@ -1,8 +1,8 @@
 """Read a FHIR Bulk Data export (``$export``: one NDJSON file per resource type, optionally gzip) and group its
 resources by patient with bounded memory.
 
-Grouping is an on-disk hash partition: every line is parsed once, attributed to a patient (the Patient's own
-id, else the ``subject``/``patient`` reference) and appended, prefixed by that id, to one of ``buckets`` files
+Grouping is an on-disk hash partition: every line is checked to be JSON, attributed to a patient (the Patient's
+own id, else the ``subject``/``patient`` reference) and appended, prefixed by that id, to one of ``buckets`` files
 chosen by a stable hash of the id. A bucket then holds every line of its patients and nothing else, so a
 consumer loads one bucket (a few tens of MB at most, see ``choose_buckets``) and groups it in memory. Memory
 is bounded by the bucket size, never by the export size; the input is read strictly sequentially.
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
+import msgspec
 import orjson
 
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -72,31 +73,71 @@ def _ref_id(value: Any) -> str | None:
     return None
 
 
-def patient_of(resource: dict[str, Any]) -> str | None:
-    """The id of the patient a resource belongs to: a Patient's own id, else its subject or patient."""
-    if resource.get("resourceType") == "Patient":
-        rid = resource.get("id")
+def _owner(rtype: Any, rid: Any, subject: Any, patient: Any, beneficiary: Any) -> str | None:
+    if rtype == "Patient":
         return rid if isinstance(rid, str) and rid else None
-    for key in ("subject", "patient", "beneficiary"):
-        pid = _ref_id(resource.get(key))
+    for ref in (subject, patient, beneficiary):
+        pid = _ref_id(ref)
         if pid is not None:
             return pid
     return None
 
 
+def patient_of(resource: dict[str, Any]) -> str | None:
+    """The id of the patient a resource belongs to: a Patient's own id, else its subject or patient."""
+    get = resource.get
+    return _owner(get("resourceType"), get("id"), get("subject"), get("patient"), get("beneficiary"))
+
+
+class _Head(msgspec.Struct):
+    """The members of a resource that attribution reads. Decoding a line into it checks the whole line as JSON
+    but makes Python objects only for these: the full parse happens once, in the worker that evaluates the
+    patient."""
+
+    resourceType: Any = None
+    id: Any = None
+    subject: Any = None
+    patient: Any = None
+    beneficiary: Any = None
+
+
+_decode_head = msgspec.json.Decoder(_Head).decode
+
+
+def _verdict(pid: str | None, is_patient: bool) -> tuple[str | None, str | None, bool]:
+    if pid is None or "\t" in pid or "\n" in pid:
+        return None, "no_patient", False
+    return pid, None, is_patient
+
+
 def classify(line: bytes) -> tuple[str | None, str | None, bool]:
     """(patient id, None, is a Patient resource) for a line that belongs to a patient, else
-    (None, reason, False) with a BAD_REASONS value."""
+    (None, reason, False) with a BAD_REASONS value.
+
+    The fast path accepts what the full parse (orjson) accepts, with one exception: a number too large for a
+    double (``1e999``) in a member attribution does not read. Such a line goes to its patient, whose record
+    reader reports it as a line that is not valid JSON (``cds.fhir.reader.read_lines``). Non-ASCII lines take
+    the full parse: the fast decoder does not check the UTF-8 of the strings it skips."""
+    if line.isascii():
+        try:
+            h = _decode_head(line)
+        except (msgspec.DecodeError, RecursionError):
+            pass  # not JSON, not an object, or nested too deep: the full parse below gives the reason
+        else:
+            pid = _owner(h.resourceType, h.id, h.subject, h.patient, h.beneficiary)
+            return _verdict(pid, h.resourceType == "Patient")
+    return classify_by_full_parse(line)
+
+
+def classify_by_full_parse(line: bytes) -> tuple[str | None, str | None, bool]:
+    """classify by parsing the whole line with orjson: the fallback of the fast path, and its reference."""
     try:
         doc = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None, "not_json", False
     if not isinstance(doc, dict):
         return None, "not_object", False
-    pid = patient_of(doc)
-    if pid is None or "\t" in pid or "\n" in pid:
-        return None, "no_patient", False
-    return pid, None, doc.get("resourceType") == "Patient"
+    return _verdict(patient_of(doc), doc.get("resourceType") == "Patient")
 
 
 def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, bytes]]:
@@ -211,8 +252,3 @@ def group_lines(pairs: Iterable[tuple[str, bytes]]) -> Iterator[tuple[str, list[
             group.append(line)
     for pid in sorted(groups):
         yield pid, groups.pop(pid)
-
-
-def parse_lines(lines: Iterable[bytes]) -> list[Any]:
-    """The resources of one patient's lines (already known to be JSON objects)."""
-    return [orjson.loads(line) for line in lines]

@@ -88,15 +88,10 @@ def read_input(data: bytes) -> RawInput:
     raw = RawInput()
     doc = _loads(data)
     if doc is _NOT_JSON:
-        lines = [line for line in data.splitlines() if line.strip()]
-        parsed = [_loads(line) for line in lines]
+        parsed = [_loads(line) for line in data.splitlines() if line.strip()]
         if not parsed or all(p is _NOT_JSON for p in parsed):
             raise InputError("the input is not JSON (expected a FHIR Bundle, a resource or NDJSON)")
-        for i, item in enumerate(parsed):
-            if item is _NOT_JSON:
-                raw.issues.append(_issue(f"line[{i + 1}]", "line is not valid JSON"))
-            else:
-                _add(raw, item, f"line[{i + 1}]")
+        _add_lines(raw, parsed)
     elif isinstance(doc, dict):
         if not isinstance(doc.get("resourceType"), str):
             raise InputError("the JSON is not a FHIR resource (no resourceType)")
@@ -106,6 +101,24 @@ def read_input(data: bytes) -> RawInput:
             _add(raw, item, f"item[{i}]")
     else:
         raise InputError("the JSON is not a FHIR resource or Bundle")
+    if not raw.resources:
+        raise InputError("no FHIR resources found in the input")
+    return raw
+
+
+def _add_lines(raw: RawInput, parsed: Iterable[Any]) -> None:
+    for i, item in enumerate(parsed, 1):
+        if item is _NOT_JSON:
+            raw.issues.append(_issue(f"line[{i}]", "line is not valid JSON"))
+        else:
+            _add(raw, item, f"line[{i}]")
+
+
+def read_lines(lines: Iterable[bytes]) -> RawInput:
+    """One patient's NDJSON lines (a bulk export grouped by patient). A line that is not valid JSON becomes a
+    DataIssue and the rest is kept; raises InputError only when no line holds a resource."""
+    raw = RawInput()
+    _add_lines(raw, [_loads(line) for line in lines])
     if not raw.resources:
         raise InputError("no FHIR resources found in the input")
     return raw

@@ -13,7 +13,7 @@ from datetime import date
 from cds import heap
 from cds.errors import CdsError
 from cds.evaluation import Evaluator
-from cds.fhir.bulk import parse_lines
+from cds.fhir.reader import read_lines
 from cds.screen.row import Row, error_row, row_from_evaluation
 
 _EVALUATOR: Evaluator | None = None
@@ -36,7 +36,7 @@ def evaluate_patient(patient_id: str, lines: Iterable[bytes], now: date) -> Row:
     # Sorted by content: the engine sees the same order whatever the partitioning or shuffle order was.
     ordered = sorted(lines)
     try:
-        return row_from_evaluation(patient_id, ev.evaluate_resources(parse_lines(ordered), now))
+        return row_from_evaluation(patient_id, ev.evaluate_raw(read_lines(ordered), now))
     except CdsError as exc:
         message = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug for one patient must not stop a population run; it is reported per row

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cds.fhir.bulk import (
     FileStats,
     attribute,
     bucket_of,
     classify,
+    classify_by_full_parse,
     export_files,
     group_lines,
     partition_file,
@@ -35,6 +41,69 @@ def test_classify() -> None:
     assert classify(b"\xff\xfe") == (None, "not_json", False)
     assert classify(b"[1, 2]") == (None, "not_object", False)
     assert classify(b'{"resourceType":"Practitioner"}') == (None, "no_patient", False)
+
+
+EDGE_LINES = [
+    b'{"resourceType":"Patient","id":"p","resourceType":"Observation"}',  # duplicate member: the last one counts
+    b'{"subject":{"reference":"Patient/a"},"subject":{"reference":"Patient/b"}}',
+    b'{"subject":"Patient/a"}',  # not a Reference
+    b'{"subject":{"reference":7}}',
+    b'{"resourceType":"Patient","id":7}',
+    b'{"resourceType":"Patient","id":"a\\tb"}',
+    b'{"subject":{"reference":"Patient/p"}} x',  # trailing text
+    b'{"subject":{"reference":"Patient/p"},}',
+    b'{"a":NaN,"subject":{"reference":"Patient/p"}}',
+    b'{"a":"\\ud800","subject":{"reference":"Patient/p"}}',  # lone surrogate
+    b'{"a":"\\u00e9","subject":{"reference":"Patient/p"}}',
+    b'{"a":"\xc3\xa9","subject":{"reference":"Patient/p"}}',  # non-ASCII: the full parse
+    b'{"a":"\xed\xa0\x80","subject":{"reference":"Patient/p"}}',  # encoded surrogate: not UTF-8
+    b'{"a":' + b"[" * 2000 + b"]" * 2000 + b',"subject":{"reference":"Patient/p"}}',  # deeper than either decoder goes
+    b'{"a":1e308,"subject":{"reference":"Patient/p"}}',
+    b"null",
+    b'"Patient/p"',
+    b"{}",
+]
+
+
+def test_fast_classify_agrees_with_the_full_parse_on_edge_cases() -> None:
+    for line in EDGE_LINES:
+        assert classify(line) == classify_by_full_parse(line), line[:60]
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+_member = st.sampled_from(["resourceType", "id", "subject", "patient", "beneficiary", "code", "reference"])
+_value = (
+    _json
+    | st.sampled_from(["Patient", "Observation", "p1"])
+    | st.builds(
+        lambda rid: {"reference": rid}, st.sampled_from(["Patient/p1", "Patient/p2/_history/1", "Group/g", "Patient/"])
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(_member | st.text(max_size=4), _value, max_size=5), cut=st.integers(0, 3))
+def test_fast_classify_agrees_with_the_full_parse(doc: dict[str, Any], cut: int) -> None:
+    line = orjson.dumps(doc)
+    assert classify(line) == classify_by_full_parse(line)
+    broken = line[: len(line) - cut]  # truncated lines are not JSON, unless nothing was cut
+    assert classify(broken) == classify_by_full_parse(broken)
+
+
+def test_a_number_too_large_in_a_member_attribution_does_not_read_stays_with_its_patient() -> None:
+    """The one documented difference: the fast path does not convert numbers it skips. The line goes to its
+    patient, whose reader reports it (tests/screen: the patient is still evaluated)."""
+    line = b'{"resourceType":"Observation","valueQuantity":{"value":1e999},"subject":{"reference":"Patient/p"}}'
+    assert classify_by_full_parse(line) == (None, "not_json", False)
+    assert classify(line) == ("p", None, False)
 
 
 def test_partition_groups_by_patient(tmp_path: Path) -> None:

@@ -64,3 +64,18 @@ def test_patient_without_usable_resources_gets_an_error_row(tmp_path: Path) -> N
     assert result.complete and set(rows) == {"p1", "p2"}
     assert rows["p1"]["evaluated"] is False and "InputError" in rows["p1"]["error"]
     assert rows["p2"]["evaluated"] is True
+
+
+def test_a_line_the_full_parse_rejects_is_a_data_quality_issue_of_its_patient(tmp_path: Path) -> None:
+    """A line attributed by the partitioning's fast check but rejected by the full parse (a number too large for a
+    double) is reported in its patient's data quality; the rest of the patient is evaluated."""
+    export, out = tmp_path / "export", tmp_path / "out"
+    export.mkdir()
+    (export / "Observation.ndjson").write_bytes(
+        b'{"resourceType": "Patient", "id": "p1"}\n'
+        b'{"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}, "valueInteger": 1e999}\n'
+    )
+    result = screen_local(export, out, NOW, processes=1, progress=False)
+    (row,) = pq.read_table(out / "screening.parquet").to_pylist()
+    assert result.complete and row["evaluated"] is True and row["resources"] == 1
+    assert dict(row["data_quality"]) == {"invalid_resource": 1}
