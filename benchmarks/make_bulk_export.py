@@ -23,6 +23,13 @@ def main() -> None:
     ap.add_argument("--history-scale", type=int, default=1)
     ap.add_argument("--gzip", action="store_true", help="write .ndjson.gz")
     ap.add_argument("--broken-line-rate", type=float, default=0.002)
+    ap.add_argument(
+        "--shared-medication-rate",
+        type=float,
+        default=0.1,
+        help="share of medication resources "
+        "that reference a Medication in Medication.ndjson instead of naming the drug inline",
+    )
     args = ap.parse_args()
     start = time.perf_counter()
     counts = write_bulk_export(
@@ -32,6 +39,7 @@ def main() -> None:
         history_scale=args.history_scale,
         gzip_files=args.gzip,
         broken_line_rate=args.broken_line_rate,
+        shared_medication_rate=args.shared_medication_rate,
     )
     size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
     for name, lines in counts.items():

@@ -577,13 +577,16 @@ def write_bulk_export(
     history_scale: int = 1,
     gzip_files: bool = False,
     broken_line_rate: float = 0.002,
+    shared_medication_rate: float = 0.1,
     now: date = DEFAULT_NOW,
 ) -> dict[str, int]:
     """Write a FHIR Bulk Data export of ``generate_population(n, seed=seed)``: one NDJSON file per resource
     type (``Patient.ndjson``, ``Observation.ndjson``, … or ``.ndjson.gz``), resources of all patients in
     patient order, plus psychotherapy Procedures. Besides the ~2 % of resources that ``generate_patient``
     breaks on purpose, about ``broken_line_rate`` of lines are broken at the line level (truncated JSON, a
-    JSON array, a resource with no patient). Returns lines written per file name."""
+    JSON array, a resource with no patient). About ``shared_medication_rate`` of the medication resources name
+    their drug by ``medicationReference`` to a shared Medication (``Medication.ndjson``, one per distinct
+    concept), as exports from EHRs with a formulary do. Returns lines written per file name."""
     import contextlib
     from pathlib import Path
 
@@ -606,12 +609,28 @@ def write_bulk_export(
         fh.write(line + b"\n")
         counts[name] = counts.get(name, 0) + 1
 
+    share_rng = random.Random(seed * 104_729 + 3)  # its own stream: the broken lines stay where they were
+    medications: dict[bytes, dict[str, Any]] = {}  # concept JSON -> shared Medication, in first-use order
+
+    def shared(res: dict[str, Any]) -> dict[str, Any]:
+        concept = res.get("medicationCodeableConcept")
+        if not isinstance(concept, dict) or share_rng.random() >= shared_medication_rate:
+            return res
+        key = orjson.dumps(concept, option=orjson.OPT_SORT_KEYS)
+        med = medications.get(key)
+        if med is None:
+            med = medications[key] = {"resourceType": "Medication", "id": f"med-{len(medications)}", "code": concept}
+        res = {k: v for k, v in res.items() if k != "medicationCodeableConcept"}
+        res["medicationReference"] = {"reference": f"Medication/{med['id']}"}
+        return res
+
     with files:
         for i in range(n):
             patient_seed = seed * 1_000_000 + i
             bundle = generate_patient(patient_seed, history_scale=history_scale, now=now)
             resources = [e["resource"] for e in bundle["entry"]]
             resources += _procedures(patient_seed, f"syn-{patient_seed}", now)
+            resources = [shared(r) if r.get("resourceType") in _MEDICATION_TYPES else r for r in resources]
             for res in resources:
                 # a resource broken by losing its resourceType stays in the file of the type it had
                 rtype = res.get("resourceType") or _type_of_untyped(res)
@@ -619,4 +638,9 @@ def write_bulk_export(
                 write(rtype, line)
                 if rng.random() < broken_line_rate:
                     write(rtype, _broken_line(rng, line))
+        for med in medications.values():
+            write("Medication", orjson.dumps(med))
     return dict(sorted(counts.items()))
+
+
+_MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense")

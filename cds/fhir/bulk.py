@@ -11,6 +11,11 @@ Lines that cannot be attributed are counted by file and reason, never fatal: ``n
 UTF-8), ``not_object`` (JSON that is not an object), ``no_patient`` (a resource with no patient reference,
 e.g. a Practitioner). A resource without ``resourceType`` but with a patient reference stays with its patient:
 the record reader reports it there as a data-quality issue.
+
+Shared resources are the exception: a ``Medication`` belongs to no patient, but patients' medication
+resources point at it (``medicationReference``). They are counted as ``shared``, kept out of the buckets and
+loaded once per run (``load_shared``, from the files that hold them: a Bulk Data file holds one resource type),
+and each patient gets the ones its resources reference (``cds.fhir.reader.add_shared``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
@@ -26,8 +31,13 @@ from typing import IO, Any, BinaryIO, cast
 import msgspec
 import orjson
 
+from cds.fhir.index import reference_key
+from cds.fhir.reader import RawInput
+
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 BAD_REASONS = ("not_json", "not_object", "no_patient")
+SHARED = "shared"  # the reason of a line that belongs to no patient but that patients' resources reference
+SHARED_TYPES = frozenset({"Medication"})
 TARGET_BUCKET_BYTES = 32 * 1024 * 1024
 GZIP_EXPANSION = 8  # estimate of uncompressed / compressed size for NDJSON FHIR
 _WRITE_BUFFER = 256 * 1024
@@ -104,15 +114,23 @@ class _Head(msgspec.Struct):
 _decode_head = msgspec.json.Decoder(_Head).decode
 
 
-def _verdict(pid: str | None, is_patient: bool) -> tuple[str | None, str | None, bool]:
-    if pid is None or "\t" in pid or "\n" in pid:
-        return None, "no_patient", False
-    return pid, None, is_patient
+def _clean(key: str | None) -> bool:
+    return key is not None and "\t" not in key and "\n" not in key
+
+
+def _verdict(pid: str | None, rtype: Any, rid: Any) -> tuple[str | None, str | None, bool]:
+    if _clean(pid):
+        return pid, None, rtype == "Patient"
+    if isinstance(rtype, str) and rtype in SHARED_TYPES and isinstance(rid, str) and rid:
+        key = f"{rtype}/{rid}"
+        if _clean(key):
+            return key, SHARED, False
+    return None, "no_patient", False
 
 
 def classify(line: bytes) -> tuple[str | None, str | None, bool]:
-    """(patient id, None, is a Patient resource) for a line that belongs to a patient, else
-    (None, reason, False) with a BAD_REASONS value.
+    """(patient id, None, is a Patient resource) for a line that belongs to a patient; ("Medication/<id>",
+    SHARED, False) for a shared resource; else (None, reason, False) with a BAD_REASONS value.
 
     The fast path accepts what the full parse (orjson) accepts, with one exception: a number too large for a
     double (``1e999``) in a member attribution does not read. Such a line goes to its patient, whose record
@@ -125,7 +143,7 @@ def classify(line: bytes) -> tuple[str | None, str | None, bool]:
             pass  # not JSON, not an object, or nested too deep: the full parse below gives the reason
         else:
             pid = _owner(h.resourceType, h.id, h.subject, h.patient, h.beneficiary)
-            return _verdict(pid, h.resourceType == "Patient")
+            return _verdict(pid, h.resourceType, h.id)
     return classify_by_full_parse(line)
 
 
@@ -137,26 +155,62 @@ def classify_by_full_parse(line: bytes) -> tuple[str | None, str | None, bool]:
         return None, "not_json", False
     if not isinstance(doc, dict):
         return None, "not_object", False
-    return _verdict(patient_of(doc), doc.get("resourceType") == "Patient")
+    return _verdict(patient_of(doc), doc.get("resourceType"), doc.get("id"))
 
 
 def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, bytes]]:
     """(patient id, line) for every line of one file that belongs to a patient; every non-blank line is
-    counted in ``stats`` (lines, resources, Patient resources, bad lines by reason). Blank lines are skipped.
-    The one place lines are classified, for the local partitioning and for Spark alike."""
+    counted in ``stats`` (lines, resources, Patient resources, shared resources, bad lines by reason). Blank
+    lines are skipped. The one place lines are classified, for the local partitioning and for Spark alike;
+    shared resources are only counted here (``load_shared`` reads them)."""
     bad = stats.bad
     for line in lines:
         if not (line[:1] == b"{" or line.strip()):
             continue
         stats.lines += 1
         pid, reason, is_patient = classify(line)
-        if pid is None:
+        if reason is None and pid is not None:
+            stats.resources += 1
+            stats.patients += is_patient
+            yield pid, line
+        elif reason == SHARED:
+            stats.shared += 1
+        else:
             reason = reason or "no_patient"
             bad[reason] = bad.get(reason, 0) + 1
+
+
+def load_shared(files: Iterable[Path]) -> dict[str, bytes]:
+    """The shared resources of an export, "Medication/<id>" -> line, read from the files whose first usable line
+    is one (a Bulk Data file holds resources of one type; a file of patients' resources is left at its first
+    line). The first line of an id wins. Every worker holds the result: a formulary's size, not the export's."""
+    shared: dict[str, bytes] = {}
+    for path in files:
+        for line in iter_lines(path):
+            key, reason, _ = classify(line)
+            if reason == SHARED and key is not None:
+                shared.setdefault(key, line)
+            elif reason is None:
+                break  # a file of patients' resources
+    return shared
+
+
+def add_shared(raw: RawInput, shared: Mapping[str, bytes]) -> None:
+    """Add to one patient's resources the shared ones they reference (``medicationReference``) and do not hold
+    themselves, in reference order; what cannot be found stays unresolved for the record reader to report."""
+    if not shared:
+        return
+    held = {f"{r['resourceType']}/{r['id']}" for r in raw.resources if isinstance(r.get("id"), str)}
+    for res in list(raw.resources):
+        ref = res.get("medicationReference")
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        key = reference_key(target) if isinstance(target, str) and not target.startswith("#") else None
+        if key is None or key in held or key not in shared:
             continue
-        stats.resources += 1
-        stats.patients += is_patient
-        yield pid, line
+        held.add(key)
+        resource = orjson.loads(shared[key])
+        if isinstance(resource, dict):
+            raw.resources.append(resource)
 
 
 def bucket_of(pid: str, buckets: int) -> int:
@@ -182,6 +236,7 @@ class FileStats:
     resources: int = 0
     patients: int = 0  # Patient resources
     bad: dict[str, int] = field(default_factory=dict)
+    shared: int = 0  # shared resources (Medication), joined to the patients that reference them
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -189,12 +244,22 @@ class FileStats:
             "lines": self.lines,
             "resources": self.resources,
             "patients": self.patients,
+            "shared": self.shared,
             "bad": dict(sorted(self.bad.items())),
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FileStats:
-        return cls(doc["name"], doc["lines"], doc["resources"], doc["patients"], dict(doc["bad"]))
+        return cls(doc["name"], doc["lines"], doc["resources"], doc["patients"], dict(doc["bad"]), doc["shared"])
+
+    def add(self, other: FileStats) -> None:
+        """Add the counts of another part of the same file (Spark map tasks)."""
+        self.lines += other.lines
+        self.resources += other.resources
+        self.patients += other.patients
+        self.shared += other.shared
+        for reason, n in other.bad.items():
+            self.bad[reason] = self.bad.get(reason, 0) + n
 
 
 def bucket_path(bucket_dir: Path, bucket: int, source: str) -> Path:

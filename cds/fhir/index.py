@@ -39,11 +39,16 @@ class ResourceIndex:
         by_ref = self._refs()
         if ref in self._by_url:
             return self._by_url[ref]
-        parts = ref.rstrip("/").split("/")
-        if len(parts) >= 2:
-            key = f"{parts[-2]}/{parts[-1]}"
-            if "_history" in parts and len(parts) >= 4:
-                at = parts.index("_history")
-                key = f"{parts[at - 2]}/{parts[at - 1]}"
-            return by_ref.get(key)
+        key = reference_key(ref)
+        return by_ref.get(key) if key is not None else None
+
+
+def reference_key(ref: str) -> str | None:
+    """ "Type/id" of a relative, absolute or versioned (``_history``) literal reference; None for other forms."""
+    parts = ref.rstrip("/").split("/")
+    if len(parts) < 2:
         return None
+    if "_history" in parts and len(parts) >= 4:
+        at = parts.index("_history")
+        return f"{parts[at - 2]}/{parts[at - 1]}"
+    return f"{parts[-2]}/{parts[-1]}"

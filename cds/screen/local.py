@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from cds.fhir.bulk import FileStats, choose_buckets, export_files, partition_file, read_bucket
+from cds.fhir.bulk import FileStats, choose_buckets, export_files, load_shared, partition_file, read_bucket
 from cds.knowledge import cached_knowledge
 from cds.screen.output import write_table
 from cds.screen.progress import make_progress
@@ -40,8 +40,10 @@ class ScreenResult:
 _STATE: dict[str, Any] = {}
 
 
-def _init(work_root: str, now: str, counter: Any, limit: int | None) -> None:
-    _STATE.update(work=WorkDir(Path(work_root).parent), now=date.fromisoformat(now), counter=counter, limit=limit)
+def _init(work_root: str, now: str, counter: Any, limit: int | None, shared: dict[str, bytes]) -> None:
+    _STATE.update(
+        work=WorkDir(Path(work_root).parent), now=date.fromisoformat(now), counter=counter, limit=limit, shared=shared
+    )
 
 
 def _partition(args: tuple[str, str, int]) -> FileStats:
@@ -73,7 +75,7 @@ def _screen_bucket(b: int) -> bool:
                 continue
             if not _reserve():
                 return False
-            fh.write(orjson.dumps(evaluate_patient(pid, lines, _STATE["now"])) + b"\n")
+            fh.write(orjson.dumps(evaluate_patient(pid, lines, _STATE["now"], _STATE["shared"])) + b"\n")
             fh.flush()  # the checkpoint: once this line is written the patient is never evaluated again
     finish_bucket(journal, done)
     return True
@@ -81,9 +83,8 @@ def _screen_bucket(b: int) -> bool:
 
 # -- driver side --------------------------------------------------------------------------------------------
 def _prepare(
-    export_dir: Path, work: WorkDir, now: date, buckets: int | None, pool: ProcessPoolExecutor | None
+    export_dir: Path, files: list[Path], work: WorkDir, now: date, buckets: int | None, pool: ProcessPoolExecutor | None
 ) -> Manifest:
-    files = export_files(export_dir)
     if not files:
         raise FileNotFoundError(f"no .ndjson or .ndjson.gz files in {export_dir}")
     wanted = Manifest(
@@ -131,13 +132,16 @@ def screen_local(
         work.clear()
     ctx = mp.get_context("fork")
     counter = ctx.Value("q", 0)
-    init_args = (str(work.root), now.isoformat(), counter, limit)
+    files = export_files(export_dir)
+    # read before the workers fork, which inherit it (a formulary's size; see cds.fhir.bulk.load_shared)
+    shared = load_shared(files)
+    init_args = (str(work.root), now.isoformat(), counter, limit, shared)
     pool = (
         ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init, initargs=init_args) if processes > 1 else None
     )
     _init(*init_args)
     try:
-        manifest = _prepare(export_dir, work, now, buckets, pool)
+        manifest = _prepare(export_dir, files, work, now, buckets, pool)
         pending = [b for b in range(manifest.buckets) if not work.done(b).exists()]
         already = work.count_rows(manifest.buckets)
         with make_progress(console, progress) as bar:

@@ -33,7 +33,16 @@ from typing import IO, Any
 
 import orjson
 
-from cds.fhir.bulk import FileStats, attribute, bucket_of, choose_buckets, export_files, group_lines, iter_lines
+from cds.fhir.bulk import (
+    FileStats,
+    attribute,
+    bucket_of,
+    choose_buckets,
+    export_files,
+    group_lines,
+    iter_lines,
+    load_shared,
+)
 from cds.screen.local import ScreenResult, write_summary
 from cds.screen.output import write_table
 from cds.screen.summary import SummaryBuilder
@@ -112,8 +121,9 @@ def _partition_of(key: int) -> int:
     return key  # the key already is the partition (partitionBy takes it modulo the partition count)
 
 
-def _evaluate(now: str) -> Any:
-    """Reduce side: one partition's lines -> its rows in patient id order, then the partition's counts."""
+def _evaluate(now: str, shared: Any) -> Any:
+    """Reduce side: one partition's lines -> its rows in patient id order, then the partition's counts.
+    ``shared`` is the broadcast of the export's shared resources (cds.fhir.bulk.load_shared)."""
     when = date.fromisoformat(now)
 
     def run(records: Iterable[tuple[int, tuple[str, bytes]]]) -> Iterator[tuple[str, bytes]]:
@@ -129,7 +139,7 @@ def _evaluate(now: str) -> Any:
         for pid, group in group_lines(chunks()):  # reads the whole partition before the first patient
             # lines never hold a newline (the readers split on it), so the split gives the lines back exactly
             lines = [line for data in group for line in data.split(b"\n")]
-            yield pid, orjson.dumps(evaluate_patient(pid, lines, when))
+            yield pid, orjson.dumps(evaluate_patient(pid, lines, when, shared.value))
         for doc in counts:
             yield _STATS_KEY, doc
 
@@ -141,12 +151,7 @@ def _file_stats(docs: Iterable[bytes], names: list[str]) -> list[FileStats]:
     stats = {n: FileStats(n) for n in names}
     for data in docs:
         part = FileStats.from_json(orjson.loads(data))
-        total = stats[part.name]
-        total.lines += part.lines
-        total.resources += part.resources
-        total.patients += part.patients
-        for reason, n in part.bad.items():
-            total.bad[reason] = total.bad.get(reason, 0) + n
+        stats[part.name].add(part)
     return [stats[n] for n in sorted(stats)]
 
 
@@ -220,10 +225,11 @@ def screen_spark(
             # about one local bucket (32 MB of NDJSON) per partition, at least two per core
             n_parts = partitions or max(choose_buckets(files), 2 * sc.defaultParallelism)
             splits = _splits(files, split_bytes)
+            shared = sc.broadcast(load_shared(files))  # read on the driver: a formulary's size
             keyed = sc.parallelize(splits, len(splits)).mapPartitions(_keyed_lines(n_parts))
             rows = (
                 keyed.partitionBy(n_parts, _partition_of)
-                .mapPartitions(_evaluate(now.isoformat()))
+                .mapPartitions(_evaluate(now.isoformat(), shared))
                 .persist(StorageLevel.MEMORY_AND_DISK)
             )
             rows.count()  # evaluate every partition in parallel; the driver then reads them one at a time

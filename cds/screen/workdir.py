@@ -28,7 +28,7 @@ import orjson
 from cds.fhir.bulk import FileStats
 from cds.screen.row import Row
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: file statistics count shared resources
 
 
 @dataclass

@@ -7,12 +7,13 @@ inherited): a local pool worker or a Spark Python worker.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 
 from cds import heap
 from cds.errors import CdsError
 from cds.evaluation import Evaluator
+from cds.fhir.bulk import add_shared
 from cds.fhir.reader import read_lines
 from cds.screen.row import Row, error_row, row_from_evaluation
 
@@ -30,13 +31,19 @@ def evaluator() -> Evaluator:
     return _EVALUATOR
 
 
-def evaluate_patient(patient_id: str, lines: Iterable[bytes], now: date) -> Row:
-    """One row; an input the engine cannot use, or an engine failure, gives an error row, never an exception."""
+def evaluate_patient(
+    patient_id: str, lines: Iterable[bytes], now: date, shared: Mapping[str, bytes] | None = None
+) -> Row:
+    """One row, with the shared resources (cds.fhir.bulk.load_shared) the patient's resources reference; an
+    input the engine cannot use, or an engine failure, gives an error row, never an exception."""
     ev = evaluator()
     # Sorted by content: the engine sees the same order whatever the partitioning or shuffle order was.
     ordered = sorted(lines)
     try:
-        return row_from_evaluation(patient_id, ev.evaluate_raw(read_lines(ordered), now))
+        raw = read_lines(ordered)
+        if shared:
+            add_shared(raw, shared)
+        return row_from_evaluation(patient_id, ev.evaluate_raw(raw, now))
     except CdsError as exc:
         message = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # a bug for one patient must not stop a population run; it is reported per row

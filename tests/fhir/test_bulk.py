@@ -12,16 +12,19 @@ from hypothesis import strategies as st
 
 from cds.fhir.bulk import (
     FileStats,
+    add_shared,
     attribute,
     bucket_of,
     classify,
     classify_by_full_parse,
     export_files,
     group_lines,
+    load_shared,
     partition_file,
     patient_of,
     read_bucket,
 )
+from cds.fhir.reader import read_resources
 
 
 def test_patient_of() -> None:
@@ -41,6 +44,8 @@ def test_classify() -> None:
     assert classify(b"\xff\xfe") == (None, "not_json", False)
     assert classify(b"[1, 2]") == (None, "not_object", False)
     assert classify(b'{"resourceType":"Practitioner"}') == (None, "no_patient", False)
+    assert classify(b'{"resourceType":"Medication","id":"m1"}') == ("Medication/m1", "shared", False)
+    assert classify(b'{"resourceType":"Medication"}') == (None, "no_patient", False)  # no id: nothing can point at it
 
 
 EDGE_LINES = [
@@ -62,6 +67,10 @@ EDGE_LINES = [
     b"null",
     b'"Patient/p"',
     b"{}",
+    b'{"resourceType":"Medication","id":"m1","code":{"text":"x"}}',
+    b'{"resourceType":"Medication","id":"m\\tb"}',
+    b'{"resourceType":"Medication","id":""}',
+    b'{"resourceType":["Medication"],"id":"m1"}',
 ]
 
 
@@ -82,7 +91,7 @@ _json = st.recursive(
 _member = st.sampled_from(["resourceType", "id", "subject", "patient", "beneficiary", "code", "reference"])
 _value = (
     _json
-    | st.sampled_from(["Patient", "Observation", "p1"])
+    | st.sampled_from(["Patient", "Observation", "Medication", "p1"])
     | st.builds(
         lambda rid: {"reference": rid}, st.sampled_from(["Patient/p1", "Patient/p2/_history/1", "Group/g", "Patient/"])
     )
@@ -147,3 +156,50 @@ def test_attribute_counts_every_line_and_group_lines_orders_patients() -> None:
     assert [pid for pid, _ in pairs] == ["b", "a", "b"]
     assert (stats.lines, stats.resources, stats.bad) == (5, 3, {"not_json": 1, "no_patient": 1})
     assert [(pid, len(group)) for pid, group in group_lines(pairs)] == [("a", 1), ("b", 2)]
+
+
+def test_shared_resources_are_counted_not_partitioned() -> None:
+    stats = FileStats("Medication.ndjson")
+    lines = [b'{"resourceType":"Medication","id":"m1"}', b'{"resourceType":"Medication","id":"m2"}', b"{x"]
+    assert list(attribute(lines, stats)) == []
+    assert (stats.lines, stats.resources, stats.shared, stats.bad) == (3, 0, 2, {"not_json": 1})
+    assert FileStats.from_json(stats.to_json()) == stats
+
+
+def test_load_shared_reads_the_files_of_shared_resources(tmp_path: Path) -> None:
+    (tmp_path / "Medication.ndjson").write_bytes(
+        b"{broken\n"
+        b'{"resourceType":"Medication","id":"m1","code":{"text":"first"}}\n'
+        b'{"resourceType":"Medication","id":"m2"}\n'
+        b'{"resourceType":"Medication","id":"m1","code":{"text":"second"}}\n'
+    )
+    with gzip.open(tmp_path / "Medication_2.ndjson.gz", "wb") as fh:
+        fh.write(b'{"resourceType":"Medication","id":"m3"}\n')
+    # a file of patients' resources is left at its first usable line (a Bulk Data file holds one type)
+    (tmp_path / "Observation.ndjson").write_bytes(
+        b'{"resourceType":"Observation","subject":{"reference":"Patient/p"}}\n{"resourceType":"Medication","id":"m9"}\n'
+    )
+    shared = load_shared(export_files(tmp_path))
+    assert sorted(shared) == ["Medication/m1", "Medication/m2", "Medication/m3"]
+    assert b"first" in shared["Medication/m1"]  # the first line of an id wins
+
+
+def test_add_shared_brings_the_referenced_medications() -> None:
+    shared = {f"Medication/m{i}": b'{"resourceType":"Medication","id":"m%d"}' % i for i in range(1, 5)}
+
+    def request(ref: str) -> dict[str, Any]:
+        return {"resourceType": "MedicationRequest", "medicationReference": {"reference": ref}}
+
+    raw = read_resources(
+        [
+            request("Medication/m1"),
+            request("https://ehr.example/fhir/Medication/m2/_history/3"),
+            request("#m3"),  # contained: not a shared resource
+            request("Medication/m4"),
+            {"resourceType": "Medication", "id": "m4"},  # the patient's own copy wins
+            request("Medication/m9"),  # unknown: stays unresolved for the record reader to report
+            request("Medication/m1"),
+        ]
+    )
+    add_shared(raw, shared)
+    assert [r["id"] for r in raw.resources[7:]] == ["m1", "m2"]

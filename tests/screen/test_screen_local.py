@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 from screen_helpers import N_PATIENTS, NOW, read_bytes
 
 from cds.screen import COLUMNS, screen_local
+from cds.synthetic import write_bulk_export
 
 
 def test_one_row_per_patient_sorted(reference_run: Path) -> None:
@@ -79,3 +80,22 @@ def test_a_line_the_full_parse_rejects_is_a_data_quality_issue_of_its_patient(tm
     (row,) = pq.read_table(out / "screening.parquet").to_pylist()
     assert result.complete and row["evaluated"] is True and row["resources"] == 1
     assert dict(row["data_quality"]) == {"invalid_resource": 1}
+
+
+def test_shared_medications_are_joined_to_the_patients_that_reference_them(tmp_path: Path) -> None:
+    """The same patients with every drug named inline, and with every drug a medicationReference to a Medication
+    in Medication.ndjson: the same rows (only the count of resources read differs, by the joined Medications)."""
+    rows = {}
+    for rate in (0.0, 1.0):
+        export, out = tmp_path / f"export-{rate}", tmp_path / f"out-{rate}"
+        write_bulk_export(export, 12, seed=5, shared_medication_rate=rate)
+        result = screen_local(export, out, NOW, processes=1, progress=False)
+        assert result.complete and result.report is not None
+        assert (result.report["input"]["shared_resources"] > 0) == (rate > 0)
+        rows[rate] = pq.read_table(out / "screening.parquet").to_pylist()
+    assert any(r["trials"] for r in rows[1.0])
+    for inline, joined in zip(rows[0.0], rows[1.0], strict=True):
+        assert inline["resources"] < joined["resources"]
+        assert {k: v for k, v in inline.items() if k != "resources"} == {
+            k: v for k, v in joined.items() if k != "resources"
+        }
