@@ -25,8 +25,9 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
 * A comparison with a field that is missing on the referenced fact (`a < b` without `b`) is true in the engine:
   every field a test refers to is also required to exist (`$ex`) on the fact that holds it.
 * Deleting a session in which no action ever ran frees uninitialised pointers (state.c `deleteStateNode` frees
-  `context.messages`, which only the action cycle initialises): a sentinel fact and rule make every session
-  run one action, so every session can be deleted safely.
+  `context.messages`, which only the action cycle initialises; completing an action frees and clears it): a
+  session in which no rule fired gets a sentinel fact whose rule's action runs, so every session can be
+  deleted safely.
 * Not thread-safe: one lock per evaluator serialises evaluations.
 """
 
@@ -288,10 +289,11 @@ class DurableEvaluator:
             try:
                 for fact in self._ordered(facts):
                     offset = self._assert(session, fact, offset)
-                # Every session runs at least the sentinel's action (see the module docstring).
-                offset = self._assert(session, {"type": _SENTINEL, "id": _SENTINEL}, offset)
-                if offset is not None:
-                    self._run_actions(session, offset)
+                if offset is None or not self._run_actions(session, offset):
+                    # No action ran: the sentinel's runs, so that the session can be deleted (module docstring).
+                    offset = self._assert(session, {"type": _SENTINEL, "id": _SENTINEL}, offset)
+                    if offset is not None:
+                        self._run_actions(session, offset)
                 if session.errors:
                     raise EngineError("rule action failed: " + "; ".join(session.errors))
                 return sort_activations(StageResult(session.activations, session.derived), self.rules)
@@ -302,15 +304,18 @@ class DurableEvaluator:
                     _dre.delete_state(self._handle, sid)
                 self._pool.append(sid)
 
-    def _run_actions(self, session: _Session, offset: int) -> None:
-        """The engine's action cycle: start, run our action, hand the (unchanged) state back, complete."""
+    def _run_actions(self, session: _Session, offset: int) -> int:
+        """The engine's action cycle: start, run our action, hand the (unchanged) state back, complete. Returns
+        how many actions ran."""
         assert self._handle is not None
         started = _dre.start_action_for_state(self._handle, offset)
         if not started:
-            return
+            return 0
         state, pending = started[0], started[1]
+        ran = 0
         try:
             while pending:
+                ran += 1
                 message = orjson.loads(pending)
                 if not isinstance(message, dict) or not message:
                     raise EngineError(f"durable_rules returned an unexpected action message: {str(message)[:200]}")
@@ -324,6 +329,7 @@ class DurableEvaluator:
         except BaseException:
             _dre.abandon_action(self._handle, offset)
             raise
+        return ran
 
     def _wanted(self, fact: FactView) -> bool:
         """Whether some rule of this stage could match the fact: its type is read and it passes the local text

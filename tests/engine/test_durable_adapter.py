@@ -191,7 +191,8 @@ def test_comparison_with_a_missing_referenced_field_is_false() -> None:
 
 def test_sessions_where_no_rule_completes_are_deleted_safely() -> None:
     """Deleting a session in which no action ran frees uninitialised pointers in durable_rules (heap corruption,
-    seen as aborts in the CDS Hooks server); the adapter's sentinel makes an action run in every session."""
+    seen as aborts in the CDS Hooks server); the adapter's sentinel makes an action run in every session where
+    no rule fired. Sessions where a rule fired are deleted without it, many times over, mixed with the others."""
     rule = {
         "id": "r",
         "when": [
@@ -205,12 +206,14 @@ def test_sessions_where_no_rule_completes_are_deleted_safely() -> None:
         "finding": {"code": "x", "category": "t", "indicator": "info", "summary": "s"},
     }
     ev = DurableEvaluator(stage(rule))
+    fires = [{"type": "gate", "id": "g", "open": True}, {"type": "lab", "id": "l1", "h": False}]
     for _ in range(500):
         assert ev.run([{"type": "lab", "id": "l1", "h": False}]).activations == []
         assert (
             ev.run([{"type": "gate", "id": "g", "open": False}, {"type": "lab", "id": "l1", "h": False}]).activations
             == []
         )
+        assert len(ev.run(fires).activations) == 1
     assert (
         len(ev.run([{"type": "gate", "id": "g", "open": True}, {"type": "lab", "id": "l1", "h": False}]).activations)
         == 1
@@ -251,4 +254,5 @@ def test_facts_no_pattern_can_match_are_not_asserted(monkeypatch: pytest.MonkeyP
     ]
     facts = VERDICTS + TRIALS + others
     assert evaluator.run(facts).activations == ReferenceEvaluator(rules).run(facts).activations
-    assert sorted(asserted) == ["__session__", "trial-1", "trial-2", "v1", "v2", "v5"]
+    # rules fired, so no sentinel was needed (see test_sessions_where_no_rule_completes_are_deleted_safely)
+    assert sorted(asserted) == ["trial-1", "trial-2", "v1", "v2", "v5"]
