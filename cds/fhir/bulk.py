@@ -128,15 +128,24 @@ def _verdict(pid: str | None, rtype: Any, rid: Any) -> tuple[str | None, str | N
     return None, "no_patient", False
 
 
+def _utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def classify(line: bytes) -> tuple[str | None, str | None, bool]:
     """(patient id, None, is a Patient resource) for a line that belongs to a patient; ("Medication/<id>",
     SHARED, False) for a shared resource; else (None, reason, False) with a BAD_REASONS value.
 
     The fast path accepts what the full parse (orjson) accepts, with one exception: a number too large for a
     double (``1e999``) in a member attribution does not read. Such a line goes to its patient, whose record
-    reader reports it as a line that is not valid JSON (``cds.fhir.reader.read_lines``). Non-ASCII lines take
-    the full parse: the fast decoder does not check the UTF-8 of the strings it skips."""
-    if line.isascii():
+    reader reports it as a line that is not valid JSON (``cds.fhir.reader.read_lines``); one without a patient
+    is counted as ``no_patient`` instead of ``not_json``. A line that is not
+    valid UTF-8 takes the full parse: the fast decoder does not check the UTF-8 of the strings it skips."""
+    if line.isascii() or _utf8(line):
         try:
             h = _decode_head(line)
         except (msgspec.DecodeError, RecursionError):

@@ -60,7 +60,7 @@ EDGE_LINES = [
     b'{"a":NaN,"subject":{"reference":"Patient/p"}}',
     b'{"a":"\\ud800","subject":{"reference":"Patient/p"}}',  # lone surrogate
     b'{"a":"\\u00e9","subject":{"reference":"Patient/p"}}',
-    b'{"a":"\xc3\xa9","subject":{"reference":"Patient/p"}}',  # non-ASCII: the full parse
+    b'{"a":"\xc3\xa9","subject":{"reference":"Patient/p"}}',  # valid non-ASCII: the fast path
     b'{"a":"\xed\xa0\x80","subject":{"reference":"Patient/p"}}',  # encoded surrogate: not UTF-8
     b'{"a":' + b"[" * 2000 + b"]" * 2000 + b',"subject":{"reference":"Patient/p"}}',  # deeper than either decoder goes
     b'{"a":1e308,"subject":{"reference":"Patient/p"}}',
