@@ -21,8 +21,17 @@ from cds.fhir.bulk import FileStats, choose_buckets, export_files, load_shared, 
 from cds.knowledge import cached_knowledge
 from cds.screen.output import write_table
 from cds.screen.progress import make_progress
+from cds.screen.row import error_row
 from cds.screen.summary import SummaryBuilder
-from cds.screen.workdir import Manifest, WorkDir, fingerprint, finish_bucket, iter_rows, recover_journal
+from cds.screen.workdir import (
+    Manifest,
+    WorkDir,
+    fingerprint,
+    finish_bucket,
+    iter_rows,
+    recover_journal,
+    started_line,
+)
 from cds.screen.worker import evaluate_patient
 
 SUMMARY_NAME = "summary.json"
@@ -67,7 +76,7 @@ def _screen_bucket(b: int) -> bool:
     journal, done = work.journal(b), work.done(b)
     if done.exists():
         return True
-    seen = recover_journal(journal)
+    seen, _ = recover_journal(journal)  # a patient in progress at a death was evaluated alone (_isolate) already
     bucket = work.bucket_dir(b)
     with journal.open("ab") as fh:
         for pid, lines in read_bucket(bucket) if bucket.exists() else iter(()):
@@ -75,23 +84,70 @@ def _screen_bucket(b: int) -> bool:
                 continue
             if not _reserve():
                 return False
+            fh.write(started_line(pid))
+            fh.flush()  # if the process dies now, the next run knows which patient it was evaluating
             fh.write(orjson.dumps(evaluate_patient(pid, lines, _STATE["now"], _STATE["shared"])) + b"\n")
             fh.flush()  # the checkpoint: once this line is written the patient is never evaluated again
     finish_bucket(journal, done)
     return True
 
 
+def _evaluate_alone(b: int, patient_id: str) -> None:
+    """In a child process of its own: evaluate one patient of bucket b and append its row to the journal."""
+    work: WorkDir = _STATE["work"]
+    for pid, lines in read_bucket(work.bucket_dir(b)):
+        if pid == patient_id:
+            row = evaluate_patient(pid, lines, _STATE["now"], _STATE["shared"])
+            with work.journal(b).open("ab") as fh:
+                fh.write(orjson.dumps(row) + b"\n")
+            return
+
+
+def _isolate(ctx: Any, work: WorkDir, buckets: int) -> None:
+    """Evaluate, each alone in a child process, the patients a dead worker was evaluating (a journal's last
+    ``_started`` line without its row). One that kills its process again gets an error row, so a patient that
+    crashes the engine cannot stop every resumed run; one whose worker died for another reason (a kill, the
+    pool stopping its siblings) is evaluated normally. Runs before the pool starts its workers."""
+    version, now = cached_knowledge().version, _STATE["now"].isoformat()
+    for b in range(buckets):
+        if work.done(b).exists():
+            continue
+        _, unfinished = recover_journal(work.journal(b))
+        if unfinished is None or not _reserve():
+            continue
+        child = ctx.Process(target=_evaluate_alone, args=(b, unfinished))
+        child.start()
+        child.join()
+        if child.exitcode != 0:
+            message = (
+                f"EngineCrash: the process evaluating this patient died twice (last exit code {child.exitcode}); "
+                "not evaluated"
+            )
+            with work.journal(b).open("ab") as fh:
+                fh.write(orjson.dumps(error_row(unfinished, message, version, now)) + b"\n")
+
+
 # -- driver side --------------------------------------------------------------------------------------------
+def _wanted(files: list[Path], now: date, buckets: int | None) -> Manifest:
+    return Manifest(
+        fingerprint(files), now.isoformat(), cached_knowledge().version, buckets or choose_buckets(files), []
+    )
+
+
+def _resumed(work: WorkDir, wanted: Manifest) -> Manifest | None:
+    """The manifest of an earlier run of the same inputs, now and knowledge, if there is one."""
+    have = work.load_manifest()
+    return have if have is not None and have.same_run(wanted) else None
+
+
 def _prepare(
     export_dir: Path, files: list[Path], work: WorkDir, now: date, buckets: int | None, pool: ProcessPoolExecutor | None
 ) -> Manifest:
     if not files:
         raise FileNotFoundError(f"no .ndjson or .ndjson.gz files in {export_dir}")
-    wanted = Manifest(
-        fingerprint(files), now.isoformat(), cached_knowledge().version, buckets or choose_buckets(files), []
-    )
-    have = work.load_manifest()
-    if have is not None and have.same_run(wanted):
+    wanted = _wanted(files, now, buckets)
+    have = _resumed(work, wanted)
+    if have is not None:
         return have
     work.clear()
     work.buckets.mkdir(parents=True)
@@ -136,10 +192,14 @@ def screen_local(
     # read before the workers fork, which inherit it (a formulary's size; see cds.fhir.bulk.load_shared)
     shared = load_shared(files)
     init_args = (str(work.root), now.isoformat(), counter, limit, shared)
+    _init(*init_args)
+    if files:
+        resumed = _resumed(work, _wanted(files, now, buckets))
+        if resumed is not None:
+            _isolate(ctx, work, resumed.buckets)
     pool = (
         ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init, initargs=init_args) if processes > 1 else None
     )
-    _init(*init_args)
     try:
         manifest = _prepare(export_dir, files, work, now, buckets, pool)
         pending = [b for b in range(manifest.buckets) if not work.done(b).exists()]

@@ -3,15 +3,18 @@
 ```
 RESULT/_work/manifest.json          written once partitioning finished: inputs fingerprint, buckets, file stats
 RESULT/_work/buckets/b00042/*.tsv   the export's lines, partitioned by patient (cds.fhir.bulk)
-RESULT/_work/rows/b00042.journal    rows of bucket 42 so far: one JSON line per patient, flushed per patient
+RESULT/_work/rows/b00042.journal    bucket 42 so far: before each patient a {"_started": id} line, after it the
+                                    patient's row; each line flushed
 RESULT/_work/rows/b00042.rows       bucket 42 complete: its rows sorted by patient id (atomic rename)
 ```
 
 A run resumes from whatever is there: no manifest (or one for other inputs, another ``now`` or other
 knowledge) means partition again; a ``.rows`` file means the bucket is done; a journal lists the patients of
-an unfinished bucket already evaluated, which are skipped (a torn last line from a kill is cut off). So no
-patient is evaluated twice except the one being evaluated when the process died, whose row was never
-written, and none is lost.
+an unfinished bucket already evaluated, which are skipped (a torn last line from a kill is cut off). A
+``_started`` line without its row names the patient whose evaluation was in progress when the process died:
+the runner evaluates that one alone first (cds.screen.local), so a patient that crashes the engine every time
+gets an error row instead of stopping every resumed run. So no patient is evaluated twice except the one in
+progress at the death, and none is lost.
 """
 
 from __future__ import annotations
@@ -29,6 +32,16 @@ from cds.fhir.bulk import FileStats
 from cds.screen.row import Row
 
 MANIFEST_VERSION = 2  # 2: file statistics count shared resources
+STARTED = "_started"  # the key of the journal line written (and flushed) before a patient's evaluation
+_STARTED_PREFIX = b'{"' + STARTED.encode() + b'"'
+
+
+def started_line(patient_id: str) -> bytes:
+    return orjson.dumps({STARTED: patient_id}) + b"\n"
+
+
+def _is_row(line: bytes) -> bool:
+    return bool(line.strip()) and not line.startswith(_STARTED_PREFIX)
 
 
 @dataclass
@@ -105,25 +118,37 @@ class WorkDir:
             path = self.done(b) if self.done(b).exists() else self.journal(b)
             if path.exists():
                 with path.open("rb") as fh:
-                    n += sum(1 for line in fh if line.endswith(b"\n"))
+                    n += sum(1 for line in fh if line.endswith(b"\n") and _is_row(line))
         return n
 
 
-def recover_journal(path: Path) -> set[str]:
-    """Patient ids already in a journal; a last line torn by a kill is truncated away."""
+def recover_journal(path: Path) -> tuple[set[str], str | None]:
+    """(patient ids with a row in a journal, the patient whose evaluation was in progress when the process died,
+    if any); a last line torn by a kill is truncated away. A bucket is evaluated by one process at a time, in
+    order, so only the last ``_started`` line can lack its row."""
     if not path.exists():
-        return set()
+        return set(), None
     data = path.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         with path.open("r+b") as fh:
             fh.truncate(end)
-    return {orjson.loads(line)["patient_id"] for line in data[:end].splitlines() if line}
+    done: set[str] = set()
+    last_started: str | None = None
+    for line in data[:end].splitlines():
+        if not line:
+            continue
+        doc = orjson.loads(line)
+        if STARTED in doc:
+            last_started = doc[STARTED]
+        else:
+            done.add(doc["patient_id"])
+    return done, (last_started if last_started is not None and last_started not in done else None)
 
 
 def finish_bucket(journal: Path, done: Path) -> None:
-    """Sort a complete bucket's journal by patient id into its ``.rows`` file (atomically)."""
-    rows = [orjson.loads(line) for line in journal.read_bytes().splitlines() if line]
+    """Sort a complete bucket's journal rows by patient id into its ``.rows`` file (atomically)."""
+    rows = [orjson.loads(line) for line in journal.read_bytes().splitlines() if _is_row(line)]
     rows.sort(key=lambda r: r["patient_id"])
     tmp = done.with_suffix(".tmp")
     tmp.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))

@@ -8,10 +8,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import pyarrow.parquet as pq
+import pytest
 from screen_helpers import N_PATIENTS, NOW, read_bytes
 
-from cds.screen import screen_local
+from cds.screen import local, screen_local
 from cds.screen.workdir import WorkDir
 
 
@@ -53,3 +56,30 @@ def test_other_inputs_start_afresh(export_dir: Path, export_gz: Path, tmp_path: 
     screen_local(export_dir, tmp_path, NOW, processes=1, limit=5, progress=False)
     result = screen_local(export_gz, tmp_path, NOW, processes=1, progress=False)  # other files: not a resume
     assert result.complete and result.evaluated_now == N_PATIENTS
+
+
+def test_a_patient_that_crashes_the_engine_gets_an_error_row(
+    export_dir: Path, reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patient whose evaluation kills the process (as a crash in the rules engine's C core would) stops the
+    run; the next run evaluates that patient alone, sees the process die again, writes an error row for it
+    and screens everyone else."""
+    victim = "syn-3000007"
+    evaluate = local.evaluate_patient
+
+    def crashing(patient_id: str, *args: Any) -> Any:
+        if patient_id == victim:
+            os._exit(70)
+        return evaluate(patient_id, *args)
+
+    monkeypatch.setattr(local, "evaluate_patient", crashing)  # the forked workers inherit it
+    with pytest.raises(RuntimeError, match="worker process died"):
+        screen_local(export_dir, tmp_path, NOW, processes=2, progress=False)
+    result = screen_local(export_dir, tmp_path, NOW, processes=2, progress=False)
+    assert result.complete and result.patients == N_PATIENTS and result.report is not None
+    assert result.report["not_evaluated"] == {"EngineCrash": 1}
+    rows = pq.read_table(tmp_path / "screening.parquet").to_pylist()
+    expected = pq.read_table(reference_run / "screening.parquet").to_pylist()
+    crashed = [r for r in rows if r["patient_id"] == victim]
+    assert crashed[0]["evaluated"] is False and "died twice" in crashed[0]["error"]
+    assert [r for r in rows if r["patient_id"] != victim] == [r for r in expected if r["patient_id"] != victim]
