@@ -190,18 +190,25 @@ def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, b
 
 
 def load_shared(files: Iterable[Path]) -> dict[str, bytes]:
-    """The shared resources of an export, "Medication/<id>" -> line, read from the files whose first usable line
-    is one (a Bulk Data file holds resources of one type; a file of patients' resources is left at its first
-    line). The first line of an id wins. Every worker holds the result: a formulary's size, not the export's."""
+    """The shared resources of an export, "Medication/<id>" -> line, read from the files of shared types (a Bulk
+    Data file holds resources of one type: any other file is left at its first resource). The first line of an
+    id wins. Every worker holds the result: a formulary's size, not the export's."""
     shared: dict[str, bytes] = {}
     for path in files:
         for line in iter_lines(path):
             key, reason, _ = classify(line)
             if reason == SHARED and key is not None:
                 shared.setdefault(key, line)
-            elif reason is None:
-                break  # a file of patients' resources
+            elif reason not in ("not_json", "not_object") and _resource_type(line) not in SHARED_TYPES:
+                break  # a file of another type: patients' resources, or Practitioners and the like
     return shared
+
+
+def _resource_type(line: bytes) -> Any:
+    try:
+        return _decode_head(line).resourceType
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def add_shared(raw: RawInput, shared: Mapping[str, bytes]) -> None:

@@ -179,8 +179,16 @@ def test_load_shared_reads_the_files_of_shared_resources(tmp_path: Path) -> None
     (tmp_path / "Observation.ndjson").write_bytes(
         b'{"resourceType":"Observation","subject":{"reference":"Patient/p"}}\n{"resourceType":"Medication","id":"m9"}\n'
     )
+    # so is a file of resources without a patient, e.g. Practitioners
+    (tmp_path / "Practitioner.ndjson").write_bytes(
+        b'{"resourceType":"Practitioner","id":"d1"}\n{"resourceType":"Medication","id":"m8"}\n'
+    )
+    # a Medication without an id cannot be referenced, but it does not end its file
+    (tmp_path / "Medication_3.ndjson").write_bytes(
+        b'{"resourceType":"Medication"}\n{"resourceType":"Medication","id":"m4"}\n'
+    )
     shared = load_shared(export_files(tmp_path))
-    assert sorted(shared) == ["Medication/m1", "Medication/m2", "Medication/m3"]
+    assert sorted(shared) == ["Medication/m1", "Medication/m2", "Medication/m3", "Medication/m4"]
     assert b"first" in shared["Medication/m1"]  # the first line of an id wins
 
 
