@@ -15,7 +15,7 @@ the record reader reports it there as a data-quality issue.
 Shared resources are the exception: a ``Medication`` belongs to no patient, but patients' medication
 resources point at it (``medicationReference``). They are counted as ``shared``, kept out of the buckets and
 loaded once per run (``load_shared``, from the files that hold them: a Bulk Data file holds one resource type),
-and each patient gets the ones its resources reference (``cds.fhir.reader.add_shared``).
+and each patient gets the ones its resources reference (``add_shared``).
 """
 
 from __future__ import annotations
@@ -143,8 +143,8 @@ def classify(line: bytes) -> tuple[str | None, str | None, bool]:
     The fast path accepts what the full parse (orjson) accepts, with one exception: a number too large for a
     double (``1e999``) in a member attribution does not read. Such a line goes to its patient, whose record
     reader reports it as a line that is not valid JSON (``cds.fhir.reader.read_lines``); one without a patient
-    is counted as ``no_patient`` instead of ``not_json``. A line that is not
-    valid UTF-8 takes the full parse: the fast decoder does not check the UTF-8 of the strings it skips."""
+    is counted as ``no_patient`` instead of ``not_json``. A line that is not valid UTF-8 takes the full parse:
+    the fast decoder does not check the UTF-8 of the strings it skips."""
     if line.isascii() or _utf8(line):
         try:
             h = _decode_head(line)

@@ -125,7 +125,7 @@ def read_lines(lines: Iterable[bytes]) -> RawInput:
 
 
 def read_resources(resources: Iterable[Any], where: str = "item") -> RawInput:
-    """Already-parsed resources (CDS Hooks prefetch, a bulk export grouped by patient) -> RawInput.
+    """Already-parsed resources (a CDS Hooks prefetch) -> RawInput.
     Bundles among them are unpacked; anything that is not a resource becomes a DataIssue."""
     raw = RawInput()
     for i, item in enumerate(resources):
