@@ -4,6 +4,7 @@ and the ratio to just parsing the NDJSON.
     python benchmarks/make_bulk_export.py /tmp/bench/export-1k --patients 1000
     python benchmarks/bench_screen.py /tmp/bench/export-1k --configs local-1 local-2 spark-1 spark-2 parse
     python benchmarks/bench_screen.py /tmp/bench/export-1k --profile   # a local run's time per step
+    python benchmarks/bench_screen.py /tmp/bench/export-1k --attribution   # per line: full parse vs fast path
 
 Each configuration runs in a fresh subprocess; its peak memory is the largest sum of RSS over the whole
 process tree (driver, pool workers, JVM, Spark Python workers), sampled every 0.1 s from /proc. patients/s
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -186,6 +188,36 @@ def _outer(export: Path, config: str, keep: Path | None) -> dict[str, object]:
     return res
 
 
+def _attribution(export: Path, passes: int = 5) -> None:
+    """Process time per line of attributing a line to its patient: the full parse, its classification, and the
+    fast path `cds screen` uses (cds.fhir.bulk.classify); minimum of ``passes`` passes over every line."""
+    import orjson
+
+    from cds.fhir.bulk import classify, classify_by_full_parse, export_files, iter_lines
+
+    lines = [line for p in export_files(export) for line in iter_lines(p)]
+
+    def full_parse(line: bytes) -> object:
+        try:
+            return orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+
+    print(f"{len(lines):,} lines, {sum(map(len, lines)) / len(lines):.0f} bytes each on average")
+    steps = [("orjson.loads", full_parse), ("classify_by_full_parse", classify_by_full_parse)]
+    steps.append(("classify (fast path)", classify))
+    for name, step in steps:
+        best = min(_per_line(step, lines) for _ in range(passes))
+        print(f"{name:24} {best:6.2f} µs per line")
+
+
+def _per_line(step: Callable[[bytes], object], lines: list[bytes]) -> float:
+    start = time.process_time()
+    for line in lines:
+        step(line)
+    return (time.process_time() - start) / len(lines) * 1e6
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("exports", type=Path, nargs="+")
@@ -194,7 +226,11 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="append results as JSON lines to this file")
     ap.add_argument("--keep", type=Path, help="write each run's result to KEEP/<export>-<config> and keep it")
     ap.add_argument("--profile", action="store_true", help="break a local run's time per patient into its steps")
+    ap.add_argument("--attribution", action="store_true", help="time per line of attributing lines to patients")
     args = ap.parse_args()
+    if args.attribution:
+        _attribution(args.exports[0])
+        return
     if args.profile:
         _profile(args.exports[0])
         return

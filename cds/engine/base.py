@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple, Protocol
@@ -82,12 +82,17 @@ def build_derived(fact_id: str, items: DeriveItems, bound: dict[str, dict[str, A
     return fact
 
 
-def derive_fact(rule: Rule, bound: dict[str, dict[str, Any]]) -> FactView:
-    """The fact a rule derives for one activation. Its id names the rule and the bound facts, so the same
+def derived_id(rule_id: str, fact_ids: Iterable[str]) -> str:
+    """The id of the fact a rule derives for one activation: it names the rule and the bound facts, so the same
     activation always derives the same fact and two activations never derive identical facts."""
+    return f"{rule_id}({','.join(fact_ids)})"
+
+
+def derive_fact(rule: Rule, bound: dict[str, dict[str, Any]]) -> FactView:
+    """The fact a rule derives for one activation (see derived_id)."""
     assert rule.derive is not None
-    ids = ",".join(str(bound[p.bind]["id"]) for p in rule.patterns)
-    return build_derived(f"{rule.id}({ids})", derive_items(rule.derive), bound)
+    ids = [str(bound[p.bind]["id"]) for p in rule.patterns]
+    return build_derived(derived_id(rule.id, ids), derive_items(rule.derive), bound)
 
 
 def sort_activations(result: StageResult, rules: StageRules) -> StageResult:

@@ -48,6 +48,7 @@ from cds.engine.base import (
     StageRules,
     build_derived,
     derive_items,
+    derived_id,
     sort_activations,
 )
 from cds.engine.ir import Expr, Rule, Test
@@ -269,7 +270,7 @@ class DurableEvaluator:
                 if items is not None:
                     # derive_fact's fact, from the ids at hand (each is its fact's `str(id)`, the key in session.facts)
                     facts = session.facts
-                    fact_id = f"{rule_id}({','.join([fid for _, fid in ids])})"
+                    fact_id = derived_id(rule_id, [fid for _, fid in ids])
                     fact = build_derived(fact_id, items, {b: facts[fid] for b, fid in ids})
                     session.derived.append(fact)
                     if self._wanted(fact):  # else no rule of this stage can match it
