@@ -139,9 +139,7 @@ def dosage_units(n: float, unit: str, *, text: str, bounds: tuple[str, str] | No
     return {
         "text": text,
         "timing": {"repeat": rep},
-        "doseAndRate": [
-            {"doseQuantity": {"value": n, "unit": unit, "system": UCUM, "code": "{" + unit + "}"}}
-        ],
+        "doseAndRate": [{"doseQuantity": {"value": n, "unit": unit, "system": UCUM, "code": "{" + unit + "}"}}],
     }
 
 
@@ -157,9 +155,7 @@ class Ex:
 
     def full_url(self, rt: str, rid: str) -> str:
         if self.url_style == "uuid":
-            return "urn:uuid:" + str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"trd-cds-examples/{self.fname}/{rt}/{rid}")
-            )
+            return "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, f"trd-cds-examples/{self.fname}/{rt}/{rid}"))
         return f"https://example.org/fhir/{rt}/{rid}"
 
     def add(self, res: dict, *, search_mode: str = "match") -> dict:
@@ -215,9 +211,7 @@ class Ex:
             "resourceType": "Condition",
             "id": rid,
             "clinicalStatus": {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}
-                ]
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": status}]
             },
             "verificationStatus": {
                 "coding": [
@@ -424,11 +418,7 @@ class Ex:
         self.expected.setdefault("trials", []).append(t)
 
     def pick(self, anchor: str, lo: int, hi: int, ref: str) -> tuple[str, int] | None:
-        cands = [
-            (d, s)
-            for d, s in self.phq
-            if lo <= days_between(anchor, d) <= hi and D(d) <= NOW and s is not None
-        ]
+        cands = [(d, s) for d, s in self.phq if lo <= days_between(anchor, d) <= hi and D(d) <= NOW and s is not None]
         return max(cands) if cands else None
 
     def write(self, expected_all: dict, **trd) -> None:
@@ -444,9 +434,7 @@ class Ex:
         }
         if self.btype == "searchset":
             bundle["total"] = sum(1 for e in self.entries if e.get("search", {}).get("mode") == "match")
-            bundle["link"] = [
-                {"relation": "self", "url": f"https://example.org/fhir/Patient/{self.pid}/$everything"}
-            ]
+            bundle["link"] = [{"relation": "self", "url": f"https://example.org/fhir/Patient/{self.pid}/$everything"}]
         bundle["timestamp"] = "2026-01-14T12:00:00Z"
         bundle["entry"] = self.entries
         (HERE / self.fname).write_text(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n")
@@ -549,9 +537,7 @@ def build() -> dict:
     # 03 ------------------------------------------------------------------------------
     x = Ex("03-inadequate-duration-citalopram-3-weeks.json", "ex03-patient")
     x.patient("Haddad", "Layla", "female", "1990-06-02")
-    x.condition(
-        "ex03-mdd", ICD10CM, "F32.1", "Major depressive disorder, single episode, moderate", "2025-08-01"
-    )
+    x.condition("ex03-mdd", ICD10CM, "F32.1", "Major depressive disorder, single episode, moderate", "2025-08-01")
     s, e = "2025-09-01", "2025-09-22"  # 21 days = 3.0 weeks at 20 mg
     x.phq9("ex03-phq-1", "2025-08-25", 17)
     x.phq9("ex03-phq-2", e, 16)
@@ -786,9 +772,7 @@ def build() -> dict:
         [dosage_units(1, "tablet", text="Take 1 tablet (225 mg) by mouth once daily")],
     )
     # --- deliberately broken material (each must be tolerated, none may change the result)
-    x.entries.append(
-        {"fullUrl": "https://example.org/fhir/Observation/ex08-deleted"}
-    )  # entry without resource
+    x.entries.append({"fullUrl": "https://example.org/fhir/Observation/ex08-deleted"})  # entry without resource
     x.med_statement(
         "ex08-ms-unknown-code",
         {"coding": [{"system": "http://example.org/local-formulary", "code": "LF-99812"}]},
@@ -1000,9 +984,7 @@ def build() -> dict:
         contained=[med1],
         ref="#med1",
     )
-    x.med_request(
-        "ex11-mr-vortioxetine", cc_product("1439808"), s2, [dosage_mg(10, bounds=(s2, e2))], status="stopped"
-    )
+    x.med_request("ex11-mr-vortioxetine", cc_product("1439808"), s2, [dosage_mg(10, bounds=(s2, e2))], status="stopped")
     x.add(
         {
             "resourceType": "AllergyIntolerance",
@@ -1081,9 +1063,7 @@ def build() -> dict:
     x.phq9("ex12-phq-4", d, 19)
     x.phq9("ex12-phq-5", "2025-05-26", 18)
     x.phq9("ex12-phq-6", e2, 17)
-    x.med_request(
-        "ex12-mr-sertraline-50", cc_ingredient("sertraline"), a, [dosage_mg(50, bounds=(a, add(b, -1)))]
-    )
+    x.med_request("ex12-mr-sertraline-50", cc_ingredient("sertraline"), a, [dosage_mg(50, bounds=(a, add(b, -1)))])
     x.med_request(
         "ex12-mr-sertraline-100",
         cc_ingredient("sertraline"),

@@ -226,9 +226,13 @@ FACT_SCHEMA: dict[str, FactType] = {
             "failed_adequate_trials": NUM,
             "possibly_failed_trials": NUM,
             "failed_or_possibly_failed": NUM,
+            "unidentified_medications": NUM,  # distinct drugs in medication records that name none
+            "failed_possible_or_unidentified": NUM,
             "trials_in_episode": NUM,
         },
     ),
+    # Present when some medication records of the episode name no drug; its evidence is those records.
+    "unidentified_medications": FactType("conclude", {"id": STR, "drugs": NUM, "records": NUM}),
 }
 
 
@@ -371,6 +375,10 @@ def trd_summary(facts: FactSet, result: StageResult) -> Views:
             or (adequacy.get(t.id) == "adequate" and t.outcome.outcome == "unknown")
         )
     ]
+    # Records naming no drug could each be an antidepressant trial; records of one unknown drug count once.
+    unknown: dict[str, list[str]] = {}
+    for u in facts.unidentified_medications:
+        unknown.setdefault(u.key, []).append(u.ref)
     views = Views()
     views.add(
         {
@@ -379,6 +387,8 @@ def trd_summary(facts: FactSet, result: StageResult) -> Views:
             "failed_adequate_trials": len(failed_trials_),
             "possibly_failed_trials": len(possible),
             "failed_or_possibly_failed": len(failed_trials_) + len(possible),
+            "unidentified_medications": len(unknown),
+            "failed_possible_or_unidentified": len(failed_trials_) + len(possible) + len(unknown),
             "trials_in_episode": len(in_episode),
         },
         {
@@ -389,7 +399,23 @@ def trd_summary(facts: FactSet, result: StageResult) -> Views:
         },
         tuple(dict.fromkeys(r for t in failed_trials_ + possible for r in t.evidence)),
     )
+    if unknown:
+        records = [u.ref for u in facts.unidentified_medications]
+        views.add(
+            {
+                "type": "unidentified_medications",
+                "id": "unidentified-medications",
+                "drugs": len(unknown),
+                "records": len(records),
+            },
+            {"list": "; ".join(_unknown_label(key, refs) for key, refs in unknown.items())},
+            records,
+        )
     return views
+
+
+def _unknown_label(key: str, refs: list[str]) -> str:
+    return ", ".join(refs) if [key] == refs else f"{key} ({', '.join(refs)})"
 
 
 def _trial_label(t: Trial) -> str:

@@ -23,6 +23,10 @@ def build_facts(record: PatientRecord, knowledge: Knowledge, now: date) -> FactS
                 if vs in refs:
                     refs[vs].append(d.ref)
     comorbid = {vs: tuple(r) for vs, r in refs.items()}
+    # As for trials (cds/facts/trials.py): in the episode unless it ended before the episode started.
+    unidentified = tuple(
+        u for u in record.unidentified if episode.start is None or u.end is None or u.end >= episode.start
+    )
     return FactSet(
         patient_ref=record.patient_ref,
         now=now,
@@ -33,6 +37,7 @@ def build_facts(record: PatientRecord, knowledge: Knowledge, now: date) -> FactS
         baseline_severity=baseline_severity(record.scores, episode, knowledge),
         psychotic_features=comorbid.get("psychotic-features", ()),
         comorbidities={k: v for k, v in comorbid.items() if v},
+        unidentified_medications=unidentified,
         issues=record.issues,
         record=record,
     )

@@ -107,6 +107,18 @@ class LabResult(Fact):
     interpretation: str | None = None  # H / L / N / A from Observation.interpretation, when given
 
 
+class UnidentifiedMedication(Fact):
+    """A medication record that would count as taken but names no drug: no code in a terminology that names drugs,
+    no name, or a reference to a Medication the record does not hold (a bulk export without Medication.ndjson).
+    It could be an antidepressant, so it is a possible trial: unknown is not negative."""
+
+    ref: str
+    key: str  # what stands for the unknown drug (its codes or the reference): records of one drug count once
+    start: date | None
+    end: date | None
+    reason: str
+
+
 class AdherenceEvidence(Fact):
     """A record that an antidepressant was not taken as prescribed (MedicationStatement status not-taken)."""
 
@@ -137,6 +149,7 @@ class PatientRecord(Fact):
     procedures: tuple[ProcedureRecord, ...] = ()
     labs: tuple[LabResult, ...] = ()
     nonadherence: tuple[AdherenceEvidence, ...] = ()
+    unidentified: tuple[UnidentifiedMedication, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     resource_count: int = 0
 
@@ -264,5 +277,7 @@ class FactSet(Fact):
     baseline_severity: BaselineSeverity | None = None
     psychotic_features: tuple[str, ...] = ()  # evidence: active Conditions with psychotic features
     comorbidities: dict[str, tuple[str, ...]] = Field(default_factory=dict)  # value set id -> Condition refs
+    # Medication records in the current episode (or undated) that name no drug: possible trials.
+    unidentified_medications: tuple[UnidentifiedMedication, ...] = ()
     issues: tuple[DataIssue, ...] = ()
     record: PatientRecord = Field(exclude=True)

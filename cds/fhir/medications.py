@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from cds.facts.models import DataIssue, MedicationExposure, validator
+from cds.facts.models import DataIssue, MedicationExposure, UnidentifiedMedication, validator
 from cds.fhir.dosage import DoseEstimate, ProductStrength, daily_dose
 from cds.fhir.elements import (
     as_list,
     as_number,
     as_str,
+    code_keys,
     codings,
     concept_texts,
     parse_date,
@@ -57,7 +58,9 @@ _REQUEST_INTENTS_TAKEN = {"order", "original-order", "reflex-order", "filler-ord
 _OPEN_STATUSES = {"active", "on-hold"}
 _DISPENSE_TAKEN = {"completed", None}
 _KINDS = {"MedicationStatement": "statement", "MedicationRequest": "request"}
+_NAMING_SYSTEMS = RXNORM_SYSTEMS | ATC_SYSTEMS  # a code in these names a drug even when the catalog lacks it
 _exposure = validator(MedicationExposure)  # MedicationExposure(**fields), validated, cheaper (models.validator)
+_new_unidentified = validator(UnidentifiedMedication)
 
 
 @dataclass(frozen=True)
@@ -75,10 +78,15 @@ class Resolved:
     components: list[Component] = field(default_factory=list)
     text: str = ""
     evidence: list[str] = field(default_factory=list)
+    # Whether the record names a drug at all (a name, a display, or an RxNorm or ATC code), whether or not it is
+    # one the catalog knows. A medication that names none could be an antidepressant: see UnidentifiedMedication.
+    named: bool = False
+    key: str = ""
 
 
-# What each distinct medication concept names: (components, text), a pure function of the concept and the catalog.
-_CONCEPTS = per_knowledge(lambda _k: ConceptMemo[tuple[tuple[Component, ...], str]]())
+# What each distinct medication concept names: (components, text, named), a pure function of the concept and the
+# catalog.
+_CONCEPTS = per_knowledge(lambda _k: ConceptMemo[tuple[tuple[Component, ...], str, bool]]())
 
 
 class MedicationResolver:
@@ -88,12 +96,15 @@ class MedicationResolver:
         self._concepts = _CONCEPTS(knowledge)
 
     def from_concept(self, concept: Any) -> Resolved:
-        components, text = self._concepts.get(concept, self._recognise)
-        return Resolved(components=list(components), text=text)
+        components, text, named = self._concepts.get(concept, self._recognise)
+        return Resolved(components=list(components), text=text, named=named)
 
-    def _recognise(self, concept: Any) -> tuple[tuple[Component, ...], str]:
+    def _recognise(self, concept: Any) -> tuple[tuple[Component, ...], str, bool]:
         resolved = self._from_concept(concept)
-        return tuple(resolved.components), resolved.text
+        named = bool(resolved.components or resolved.text) or any(
+            code and system.lower() in _NAMING_SYSTEMS for system, code, _ in codings(concept)
+        )
+        return tuple(resolved.components), resolved.text, named
 
     def _from_concept(self, concept: Any) -> Resolved:
         texts = concept_texts(concept)
@@ -161,6 +172,7 @@ class MedicationResolver:
                     for comp in sub.components:
                         resolved.components.append(_with_ratio_strength(comp, ing.get("strength")))
                     resolved.text = resolved.text or sub.text
+                    resolved.named = resolved.named or sub.named
         elif len(resolved.components) == 1 and resolved.components[0].strength is None:
             for ing in as_list(med.get("ingredient")):
                 if isinstance(ing, dict) and ing.get("strength"):
@@ -175,8 +187,14 @@ class MedicationResolver:
         return resolved
 
     def resolve(self, resource: Resource, issues: list[DataIssue], ref: str) -> Resolved:
+        """What the resource's medication[x] names. When it names no drug at all, `key` says what stands for the
+        unknown drug (its codes, or the reference), so that records of one unknown drug count once."""
         if "medicationCodeableConcept" in resource:
-            return self.from_concept(resource["medicationCodeableConcept"])
+            concept = resource["medicationCodeableConcept"]
+            resolved = self.from_concept(concept)
+            if not resolved.named:
+                resolved.key = " ".join(code_keys(concept)) or ref
+            return resolved
         reference = resource.get("medicationReference")
         if isinstance(reference, dict):
             target = self.index.resolve(reference, resource)
@@ -185,6 +203,8 @@ class MedicationResolver:
                 target_ref = resource_ref(target)
                 if target_ref and not str(reference.get("reference", "")).startswith("#"):
                     resolved.evidence.append(target_ref)
+                if not resolved.named:
+                    resolved.key = target_ref or ref
                 return resolved
             issues.append(
                 DataIssue(
@@ -196,7 +216,8 @@ class MedicationResolver:
             display = as_str(reference.get("display"))
             if display:
                 return self.from_concept({"text": display})
-        return Resolved()
+            return Resolved(key=as_str(reference.get("reference")) or ref)
+        return Resolved(key=ref)
 
 
 def _replace_formulation(comp: Component, formulation: str) -> Component:
@@ -233,6 +254,7 @@ class ExposureBuilder:
         self.now = now
         self.factor = knowledge.config["implausible_dose_factor"]
         self.future_limit = now + timedelta(days=knowledge.config["future_tolerance_days"])
+        self.unidentified: list[UnidentifiedMedication] = []
 
     def build(self, resource: Resource, ref: str, issues: list[DataIssue]) -> list[MedicationExposure]:
         rtype = resource["resourceType"]
@@ -250,8 +272,12 @@ class ExposureBuilder:
             return []
         if rtype == "MedicationDispense" and status not in _DISPENSE_TAKEN:
             return []
+        if "medicationCodeableConcept" not in resource and "medicationReference" not in resource:
+            issues.append(DataIssue(kind="invalid_resource", ref=ref, message="names no medication (medication[x])"))
         resolved = self.resolver.resolve(resource, issues, ref)
         if not resolved.components:
+            if not resolved.named and not proposed:
+                self._unidentified(rtype, resource, status, ref, resolved.key, issues)
             return []
         estimates = [self._dose(rtype, resource, comp) for comp in resolved.components]
         start: date | None
@@ -324,6 +350,25 @@ class ExposureBuilder:
                 )
             )
         return out
+
+    def _unidentified(
+        self, rtype: str, resource: Resource, status: str | None, ref: str, key: str, issues: list[DataIssue]
+    ) -> None:
+        """Keep a record that names no drug, dated like a named one (one after the evaluation date is reported
+        and not counted, as for a named drug)."""
+        before = len(issues)
+        start, end, _, _ = self._dates(rtype, resource, status, ref, issues)
+        if any(i.kind == "future_date" for i in issues[before:]):
+            return
+        if "medicationCodeableConcept" in resource:
+            reason = "its medication code names no drug (no RxNorm or ATC code, no name)"
+        elif "medicationReference" in resource:
+            reason = f"its medication ({key}) is not in the record or names no drug"
+        else:
+            reason = "it names no medication"
+        self.unidentified.append(
+            _new_unidentified({"ref": ref, "key": key, "start": start, "end": end, "reason": reason})
+        )
 
     # -- dose -------------------------------------------------------------------------------------
     def _dose(self, rtype: str, resource: Resource, comp: Component) -> DoseEstimate:

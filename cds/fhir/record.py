@@ -169,6 +169,7 @@ class RecordReader:
                 "procedures": tuple(sorted(procedures, key=_BY_START_REF)),
                 "labs": tuple(sorted(labs, key=_BY_DATE_REF_ANALYTE)),
                 "nonadherence": tuple(nonadherence),
+                "unidentified": tuple(meds.unidentified),
                 "issues": tuple(issues),
                 "resource_count": len(raw.resources),
             }

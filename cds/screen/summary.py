@@ -12,6 +12,8 @@ from rich.table import Table
 from cds.fhir.bulk import FileStats
 from cds.screen.row import Row
 
+UNIDENTIFIED_CODE = "trd-unidentified-medications"  # the finding of rules/trd_status.yaml
+
 
 def _top(counter: Counter[str], n: int = 10) -> dict[str, int]:
     return dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
@@ -28,6 +30,8 @@ class SummaryBuilder:
     safety_flags: Counter[str] = field(default_factory=Counter)
     top_options: Counter[str] = field(default_factory=Counter)
     data_quality: Counter[str] = field(default_factory=Counter)
+    unresolved_patients: int = 0  # patients with a reference not found in their record
+    undetermined_by_unidentified: int = 0  # patients whose TRD status is open only because drugs are unnamed
 
     def add(self, row: Row) -> None:
         self.patients += 1
@@ -41,6 +45,24 @@ class SummaryBuilder:
         self.safety_flags.update(row["safety_flags"])
         self.top_options.update(row["top_options"][:1])
         self.data_quality.update(row["data_quality"])
+        self.unresolved_patients += bool(row["data_quality"].get("unresolved_reference"))
+        self.undetermined_by_unidentified += UNIDENTIFIED_CODE in row["finding_codes"]
+
+    def warnings(self) -> list[str]:
+        """What a reader of the table must know before trusting its counts."""
+        out = []
+        if self.undetermined_by_unidentified:
+            out.append(
+                f"{self.undetermined_by_unidentified:,} patients read insufficient_data only because medication "
+                f"records name no drug ({UNIDENTIFIED_CODE}): identifying those drugs decides their TRD status."
+            )
+        if self.unresolved_patients:
+            out.append(
+                f"{self.unresolved_patients:,} patients have references to resources not in the export "
+                "(unresolved_reference). If the export left out Medication.ndjson, drugs named only by reference "
+                "are unknown to the screen: re-export with Medication included."
+            )
+        return out
 
     def report(self, files: list[FileStats], engine: str) -> dict[str, Any]:
         bad: Counter[str] = Counter()
@@ -57,6 +79,7 @@ class SummaryBuilder:
             "safety_flags": _top(self.safety_flags),
             "first_option": _top(self.top_options),
             "data_quality": _top(self.data_quality, 50),
+            "warnings": self.warnings(),
             "input": {
                 "lines": sum(f.lines for f in files),
                 "resources": sum(f.resources for f in files),
@@ -99,3 +122,5 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
     bad = {f"{f['name']}: {reason}": n for f in inp["files"] for reason, n in f["bad"].items()}
     if bad:
         console.print(_table("Input lines skipped (not attributable to a patient)", bad))
+    for warning in report.get("warnings", ()):
+        console.print(f"[bold yellow]Warning:[/bold yellow] {warning}", highlight=False)

@@ -122,3 +122,57 @@ def test_future_condition_onset_is_reported_and_not_used_as_episode_start(refere
     f = reference.facts(bundle(mdd("c1", "2024-01-01"), mdd("c2", "2027-01-05")), NOW)
     assert f.episode.start is not None and f.episode.start.isoformat() == "2024-01-01"
     assert [(i.kind, i.ref) for i in f.record.issues] == [("future_date", "Condition/c2")]
+
+
+def unidentified(ev: Evaluator, *resources: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(u.ref, u.key) for u in ev.facts(bundle(*resources), NOW).record.unidentified]
+
+
+def test_a_record_that_names_no_drug_is_kept_as_unidentified(reference: Evaluator) -> None:
+    local = med({"coding": [{"system": "urn:local", "code": "X1"}]})
+    assert unidentified(reference, local) == [("MedicationStatement/m", "urn:local|X1")]
+    missing = {**med({}), "medicationReference": {"reference": "Medication/gone"}}
+    del missing["medicationCodeableConcept"]
+    assert unidentified(reference, missing) == [("MedicationStatement/m", "Medication/gone")]
+    codeless = {"resourceType": "Medication", "id": "blank", "form": {"text": "tablet"}}
+    to_codeless = {**missing, "medicationReference": {"reference": "Medication/blank"}}
+    assert unidentified(reference, codeless, to_codeless) == [("MedicationStatement/m", "Medication/blank")]
+
+
+def test_a_named_drug_is_not_unidentified_even_when_unknown(reference: Evaluator) -> None:
+    named = [
+        {"coding": [{"system": RXNORM, "code": "29046"}]},  # an RxNorm code names a drug (lisinopril)
+        {"coding": [{"system": "http://www.whocc.no/atc", "code": "C09AA03"}]},
+        {"coding": [{"system": "urn:local", "code": "X1", "display": "lisinopril 10 mg"}]},
+        {"text": "omeprazole"},
+    ]
+    for concept in named:
+        assert unidentified(reference, med(concept)) == [], concept
+    by_display = {**med({}), "medicationReference": {"reference": "Medication/gone", "display": "omeprazole"}}
+    del by_display["medicationCodeableConcept"]
+    assert unidentified(reference, by_display) == []
+
+
+def test_unidentified_records_follow_the_rules_for_taken_and_dated(reference: Evaluator) -> None:
+    local = {"coding": [{"system": "urn:local", "code": "X1"}]}
+    not_taken = med(local, status="entered-in-error")
+    draft = {
+        "resourceType": "MedicationRequest",
+        "id": "d",
+        "status": "draft",  # a proposal (CDS Hooks draftOrders), not a trial
+        "intent": "order",
+        "medicationCodeableConcept": local,
+        "authoredOn": "2025-06-01",
+    }
+    future = med(local, effectivePeriod={"start": "2027-01-01"})
+    assert unidentified(reference, not_taken, draft, future) == []
+    facts = reference.facts(bundle(future), NOW)
+    assert [i.kind for i in facts.issues] == ["future_date"]
+
+
+def test_a_medication_resource_without_medication_is_reported(reference: Evaluator) -> None:
+    bare = med({})
+    del bare["medicationCodeableConcept"]
+    facts = reference.facts(bundle(bare), NOW)
+    assert [(i.kind, i.message) for i in facts.issues] == [("invalid_resource", "names no medication (medication[x])")]
+    assert [u.key for u in facts.record.unidentified] == ["MedicationStatement/m"]

@@ -99,3 +99,22 @@ def test_shared_medications_are_joined_to_the_patients_that_reference_them(tmp_p
         assert {k: v for k, v in inline.items() if k != "resources"} == {
             k: v for k, v in joined.items() if k != "resources"
         }
+
+
+def test_an_export_without_its_medications_reads_undetermined_not_negative(tmp_path: Path) -> None:
+    """Every drug named by reference, and Medication.ndjson left out of the export: no patient the complete
+    export shows as meeting the TRD definition reads "does not meet", and the summary says why."""
+    export = tmp_path / "export"
+    write_bulk_export(export, 12, seed=5, shared_medication_rate=1.0)
+    complete = screen_local(export, tmp_path / "complete", NOW, processes=1, progress=False)
+    assert complete.report is not None and complete.report["warnings"] == []
+    (export / "Medication.ndjson").unlink()
+    partial = screen_local(export, tmp_path / "partial", NOW, processes=1, progress=False)
+    assert partial.report is not None
+    before = {r["patient_id"]: r for r in pq.read_table(tmp_path / "complete" / "screening.parquet").to_pylist()}
+    after = {r["patient_id"]: r for r in pq.read_table(tmp_path / "partial" / "screening.parquet").to_pylist()}
+    met = [p for p, r in before.items() if r["trd_status"] == "meets"]
+    assert met and all(after[p]["trd_status"] == "insufficient_data" for p in met)
+    assert all("trd-unidentified-medications" in after[p]["finding_codes"] for p in met)
+    warnings = " ".join(partial.report["warnings"])
+    assert "Medication.ndjson" in warnings and "trd-unidentified-medications" in warnings
