@@ -21,7 +21,7 @@ from cds.fhir.bulk import FileStats, choose_buckets, export_files, load_shared, 
 from cds.knowledge import cached_knowledge
 from cds.screen.output import write_table
 from cds.screen.progress import make_progress
-from cds.screen.row import error_row
+from cds.screen.row import crash_message, error_row
 from cds.screen.summary import SummaryBuilder
 from cds.screen.workdir import (
     Manifest,
@@ -119,12 +119,8 @@ def _isolate(ctx: Any, work: WorkDir, buckets: int) -> None:
         child.start()
         child.join()
         if child.exitcode != 0:
-            message = (
-                f"EngineCrash: the process evaluating this patient died twice (last exit code {child.exitcode}); "
-                "not evaluated"
-            )
             with work.journal(b).open("ab") as fh:
-                fh.write(orjson.dumps(error_row(unfinished, message, version, now)) + b"\n")
+                fh.write(orjson.dumps(error_row(unfinished, crash_message(child.exitcode), version, now)) + b"\n")
 
 
 # -- driver side --------------------------------------------------------------------------------------------

@@ -148,3 +148,8 @@ def error_row(patient_id: str, message: str, knowledge_version: str, now: str) -
         now=now,
     )
     return row
+
+
+def crash_message(exit_code: int | None) -> str:
+    """The error of a patient whose evaluation killed its process twice (local runner and Spark alike)."""
+    return f"EngineCrash: the process evaluating this patient died twice (last exit code {exit_code}); not evaluated"

@@ -10,7 +10,9 @@
    so each partition holds every line of its patients, like a local bucket.
 3. Reduce: each partition is grouped by patient in memory (about one local bucket's size) and evaluated
    patient by patient in id order with the Python worker process's one Evaluator (``cds.screen.worker``;
-   ``spark.python.worker.reuse`` keeps it across tasks). Rows leave the Python workers as JSON bytes.
+   ``spark.python.worker.reuse`` keeps it across tasks), inside a child forked for the partition so that a
+   patient that kills its process gets an error row instead of failing the job (``cds.screen.supervise``).
+   Rows leave the Python workers as JSON bytes.
 4. The rows (a few hundred bytes per patient) are cached, all partitions evaluated in parallel, then streamed
    to the driver one partition at a time; each partition's rows are already sorted, so the driver spills them
    as sorted runs to a scratch folder in ``--out`` and k-way merges the runs into the same writer as the
@@ -45,9 +47,11 @@ from cds.fhir.bulk import (
 )
 from cds.screen.local import ScreenResult, write_summary
 from cds.screen.output import write_table
+from cds.screen.row import crash_message, error_row
 from cds.screen.summary import SummaryBuilder
+from cds.screen.supervise import supervised
 from cds.screen.workdir import iter_rows
-from cds.screen.worker import evaluate_patient
+from cds.screen.worker import adopt_inherited, evaluate_patient, evaluator
 
 # The key of the records that carry a map task's line counts. patient_of never returns an empty id, and the
 # empty string sorts before every id, so these records are told apart from patients without ambiguity.
@@ -136,10 +140,19 @@ def _evaluate(now: str, shared: Any) -> Any:
                 else:
                     yield pid, data
 
-        for pid, group in group_lines(chunks()):  # reads the whole partition before the first patient
+        patients = list(group_lines(chunks()))  # the whole partition is read before the first patient anyway
+        version = evaluator().knowledge.version  # built before the children fork: they inherit it
+
+        def evaluate(pid: str, group: list[bytes]) -> bytes:
             # lines never hold a newline (the readers split on it), so the split gives the lines back exactly
             lines = [line for data in group for line in data.split(b"\n")]
-            yield pid, orjson.dumps(evaluate_patient(pid, lines, when, shared.value))
+            return orjson.dumps(evaluate_patient(pid, lines, when, shared.value))
+
+        def crashed(pid: str, code: int) -> bytes:
+            return orjson.dumps(error_row(pid, crash_message(code), version, now))
+
+        # A patient that kills its process would otherwise fail the task, its retries and the job.
+        yield from supervised(patients, evaluate, crashed, adopt_inherited)
         for doc in counts:
             yield _STATS_KEY, doc
 

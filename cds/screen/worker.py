@@ -31,6 +31,16 @@ def evaluator() -> Evaluator:
     return _EVALUATOR
 
 
+def adopt_inherited() -> None:
+    """In a child forked (cds.screen.supervise) from a process that holds its Evaluator and is not evaluating:
+    use that Evaluator instead of building another. Safe because an evaluation deletes its durable_rules sessions
+    before it returns, so none is open at the fork, and the process has one thread, so the evaluator's lock is
+    free."""
+    global _EVALUATOR_PID
+    if _EVALUATOR is not None:
+        _EVALUATOR_PID = os.getpid()
+
+
 def evaluate_patient(
     patient_id: str, lines: Iterable[bytes], now: date, shared: Mapping[str, bytes] | None = None
 ) -> Row:

@@ -64,3 +64,44 @@ def test_spark_interleaved_patients_and_files(spark: Any, tmp_path: Path) -> Non
     assert read_bytes(remote) == read_bytes(local)
     a, b = (orjson.loads((d / "summary.json").read_bytes())["input"] for d in (local, remote))
     assert a == b and a["bad_lines"] == {"not_json": 1, "not_object": 1}
+
+
+VICTIM = "syn-3000007"
+
+
+def _crashing_evaluate(patient_id: str, *args: Any) -> Any:
+    """evaluate_patient, except that one patient kills its process (as a crash in the engine's C core would)."""
+    import os
+
+    from cds.screen.worker import evaluate_patient
+
+    if patient_id == VICTIM:
+        os._exit(70)
+    return evaluate_patient(patient_id, *args)
+
+
+def test_spark_a_patient_that_crashes_the_engine_gets_an_error_row(
+    spark: Any, export_dir: Path, reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without supervision the dead Python worker fails the task, each retry dies the same way, and the job fails.
+    Here the patient gets an EngineCrash row and every other row equals the local run's."""
+    import sys
+
+    import pyarrow.parquet as pq
+    from pyspark import cloudpickle
+
+    from cds.screen import spark as spark_module
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the executors cannot import this test module
+    try:
+        monkeypatch.setattr(spark_module, "evaluate_patient", _crashing_evaluate)  # shipped with the job's closure
+        result = spark_module.screen_spark(export_dir, tmp_path, NOW, spark=spark, partitions=3)
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert result.complete and result.report is not None
+    assert result.report["not_evaluated"] == {"EngineCrash": 1}
+    rows = pq.read_table(tmp_path / "screening.parquet").to_pylist()
+    expected = pq.read_table(reference_run / "screening.parquet").to_pylist()
+    (crashed,) = [r for r in rows if r["patient_id"] == VICTIM]
+    assert crashed["evaluated"] is False and "died twice" in crashed["error"]
+    assert [r for r in rows if r["patient_id"] != VICTIM] == [r for r in expected if r["patient_id"] != VICTIM]
