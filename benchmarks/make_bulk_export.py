@@ -30,6 +30,12 @@ def main() -> None:
         help="share of medication resources "
         "that reference a Medication in Medication.ndjson instead of naming the drug inline",
     )
+    ap.add_argument(
+        "--encounters-per-patient",
+        type=int,
+        default=0,
+        help="Encounters per patient in Encounter.ndjson (a type no rule reads, as in an export without _type)",
+    )
     args = ap.parse_args()
     start = time.perf_counter()
     counts = write_bulk_export(
@@ -40,6 +46,7 @@ def main() -> None:
         gzip_files=args.gzip,
         broken_line_rate=args.broken_line_rate,
         shared_medication_rate=args.shared_medication_rate,
+        encounters_per_patient=args.encounters_per_patient,
     )
     size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
     for name, lines in counts.items():

@@ -578,6 +578,7 @@ def write_bulk_export(
     gzip_files: bool = False,
     broken_line_rate: float = 0.002,
     shared_medication_rate: float = 0.1,
+    encounters_per_patient: int = 0,
     now: date = DEFAULT_NOW,
 ) -> dict[str, int]:
     """Write a FHIR Bulk Data export of ``generate_population(n, seed=seed)``: one NDJSON file per resource
@@ -586,7 +587,9 @@ def write_bulk_export(
     breaks on purpose, about ``broken_line_rate`` of lines are broken at the line level (truncated JSON, a
     JSON array, a resource with no patient). About ``shared_medication_rate`` of the medication resources name
     their drug by ``medicationReference`` to a shared Medication (``Medication.ndjson``, one per distinct
-    concept), as exports from EHRs with a formulary do. Returns lines written per file name."""
+    concept), as exports from EHRs with a formulary do. ``encounters_per_patient`` Encounters per patient go to
+    ``Encounter.ndjson``: a type no rule reads, like most of what an export without a ``_type`` filter holds
+    (Encounter, Claim, ExplanationOfBenefit, …). Returns lines written per file name."""
     import contextlib
     from pathlib import Path
 
@@ -610,6 +613,7 @@ def write_bulk_export(
         counts[name] = counts.get(name, 0) + 1
 
     share_rng = random.Random(seed * 104_729 + 3)  # its own stream: the broken lines stay where they were
+    encounter_rng = random.Random(seed * 15_485_863 + 5)  # likewise
     medications: dict[bytes, dict[str, Any]] = {}  # concept JSON -> shared Medication, in first-use order
 
     def shared(res: dict[str, Any]) -> dict[str, Any]:
@@ -631,6 +635,7 @@ def write_bulk_export(
             resources = [e["resource"] for e in bundle["entry"]]
             resources += _procedures(patient_seed, f"syn-{patient_seed}", now)
             resources = [shared(r) if r.get("resourceType") in _MEDICATION_TYPES else r for r in resources]
+            resources += _encounters(encounter_rng, f"syn-{patient_seed}", encounters_per_patient, now)
             for res in resources:
                 # a resource broken by losing its resourceType stays in the file of the type it had
                 rtype = res.get("resourceType") or _type_of_untyped(res)
@@ -644,3 +649,31 @@ def write_bulk_export(
 
 
 _MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement", "MedicationDispense")
+_ENCOUNTER_TYPES = (
+    ("185349003", "Encounter for check up (procedure)", "AMB"),
+    ("390906007", "Follow-up encounter (procedure)", "AMB"),
+    ("185347001", "Encounter for problem (procedure)", "AMB"),
+    ("50849002", "Emergency room admission (procedure)", "EMER"),
+)
+
+
+def _encounters(rng: random.Random, pid: str, count: int, now: date) -> list[dict[str, Any]]:
+    """Encounters of one patient over the last three years, shaped like those of a real export."""
+    out = []
+    for k in range(count):
+        code, display, klass = rng.choice(_ENCOUNTER_TYPES)
+        day = now - timedelta(days=rng.randrange(3 * 365))
+        out.append(
+            {
+                "resourceType": "Encounter",
+                "id": f"{pid}-enc-{k}",
+                "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": klass},
+                "type": [{"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]}],
+                "subject": {"reference": f"Patient/{pid}"},
+                "participant": [{"individual": {"reference": f"Practitioner/pr-{rng.randrange(50)}"}}],
+                "period": {"start": f"{day.isoformat()}T09:00:00-05:00", "end": f"{day.isoformat()}T09:30:00-05:00"},
+                "serviceProvider": {"reference": "Organization/org-1"},
+            }
+        )
+    return out

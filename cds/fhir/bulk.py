@@ -16,6 +16,11 @@ Shared resources are the exception: a ``Medication`` belongs to no patient, but 
 resources point at it (``medicationReference``). They are counted as ``shared``, kept out of the buckets and
 loaded once per run (``load_shared``, from the files that hold them: a Bulk Data file holds one resource type),
 and each patient gets the ones its resources reference (``add_shared``).
+
+A patient's resources of a type the record reader never reads (``cds.fhir.record.READ_TYPES``: an export
+without a ``_type`` filter holds Encounters, Claims, ExplanationOfBenefits, DocumentReferences…, often most of
+its bytes) are counted as ``unread`` and left out of the buckets: the evaluation would parse them only to skip
+them.
 """
 
 from __future__ import annotations
@@ -33,10 +38,12 @@ import orjson
 
 from cds.fhir.index import reference_key
 from cds.fhir.reader import RawInput
+from cds.fhir.record import READ_TYPES
 
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 BAD_REASONS = ("not_json", "not_object", "no_patient")
 SHARED = "shared"  # the reason of a line that belongs to no patient but that patients' resources reference
+UNREAD = "unread"  # the reason of a patient's line of a type no reader reads: counted, not carried
 SHARED_TYPES = frozenset({"Medication"})
 TARGET_BUCKET_BYTES = 32 * 1024 * 1024
 GZIP_EXPANSION = 8  # estimate of uncompressed / compressed size for NDJSON FHIR
@@ -120,6 +127,8 @@ def _clean(key: str | None) -> bool:
 
 def _verdict(pid: str | None, rtype: Any, rid: Any) -> tuple[str | None, str | None, bool]:
     if _clean(pid):
+        if isinstance(rtype, str) and rtype and rtype not in READ_TYPES:
+            return pid, UNREAD, False  # (a resource without a usable type goes on: its reader reports it)
         return pid, None, rtype == "Patient"
     if isinstance(rtype, str) and rtype in SHARED_TYPES and isinstance(rid, str) and rid:
         key = f"{rtype}/{rid}"
@@ -137,8 +146,9 @@ def _utf8(line: bytes) -> bool:
 
 
 def classify(line: bytes) -> tuple[str | None, str | None, bool]:
-    """(patient id, None, is a Patient resource) for a line that belongs to a patient; ("Medication/<id>",
-    SHARED, False) for a shared resource; else (None, reason, False) with a BAD_REASONS value.
+    """(patient id, None, is a Patient resource) for a line that belongs to a patient; (patient id, UNREAD,
+    False) for one of a type no reader reads; ("Medication/<id>", SHARED, False) for a shared resource; else
+    (None, reason, False) with a BAD_REASONS value.
 
     The fast path accepts what the full parse (orjson) accepts, with one exception: a number too large for a
     double (``1e999``) in a member attribution does not read. Such a line goes to its patient, whose record
@@ -168,10 +178,11 @@ def classify_by_full_parse(line: bytes) -> tuple[str | None, str | None, bool]:
 
 
 def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, bytes]]:
-    """(patient id, line) for every line of one file that belongs to a patient; every non-blank line is
-    counted in ``stats`` (lines, resources, Patient resources, shared resources, bad lines by reason). Blank
-    lines are skipped. The one place lines are classified, for the local partitioning and for Spark alike;
-    shared resources are only counted here (``load_shared`` reads them)."""
+    """(patient id, line) for every line of one file that belongs to a patient and is of a type the reader
+    reads; every non-blank line is counted in ``stats`` (lines, patients' resources and of those the unread
+    ones, Patient resources, shared resources, bad lines by reason). Blank lines are skipped. The one place
+    lines are classified, for the local partitioning and for Spark alike; shared resources are only counted
+    here (``load_shared`` reads them)."""
     bad = stats.bad
     for line in lines:
         if not (line[:1] == b"{" or line.strip()):
@@ -182,6 +193,9 @@ def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, b
             stats.resources += 1
             stats.patients += is_patient
             yield pid, line
+        elif reason == UNREAD:
+            stats.resources += 1
+            stats.unread += 1
         elif reason == SHARED:
             stats.shared += 1
         else:
@@ -253,6 +267,7 @@ class FileStats:
     patients: int = 0  # Patient resources
     bad: dict[str, int] = field(default_factory=dict)
     shared: int = 0  # shared resources (Medication), joined to the patients that reference them
+    unread: int = 0  # patients' resources of types no reader reads (counted in resources), not carried
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -261,12 +276,15 @@ class FileStats:
             "resources": self.resources,
             "patients": self.patients,
             "shared": self.shared,
+            "unread": self.unread,
             "bad": dict(sorted(self.bad.items())),
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FileStats:
-        return cls(doc["name"], doc["lines"], doc["resources"], doc["patients"], dict(doc["bad"]), doc["shared"])
+        return cls(
+            doc["name"], doc["lines"], doc["resources"], doc["patients"], dict(doc["bad"]), doc["shared"], doc["unread"]
+        )
 
     def add(self, other: FileStats) -> None:
         """Add the counts of another part of the same file (Spark map tasks)."""
@@ -274,6 +292,7 @@ class FileStats:
         self.resources += other.resources
         self.patients += other.patients
         self.shared += other.shared
+        self.unread += other.unread
         for reason, n in other.bad.items():
             self.bad[reason] = self.bad.get(reason, 0) + n
 

@@ -55,7 +55,9 @@ _procedure, _adherence, _reaction = validator(ProcedureRecord), validator(Adhere
 _record = validator(PatientRecord)
 _BY_DATE_REF, _BY_START_REF = attrgetter("date", "ref"), attrgetter("start", "ref")
 _BY_DATE_REF_ANALYTE = attrgetter("date", "ref", "analyte")
-_READ_TYPES = {"Patient", *_MEDICATION_TYPES, "Observation", "Condition", "AllergyIntolerance", "Procedure"}
+# The resource types the reader reads; every other type is skipped here, and left out of a bulk export's buckets
+# (cds.fhir.bulk). A Medication is reached through its reference.
+READ_TYPES = frozenset({"Patient", *_MEDICATION_TYPES, "Observation", "Condition", "AllergyIntolerance", "Procedure"})
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ class RecordReader:
         resolver = meds.resolver
         for i, res in enumerate(raw.resources):
             rtype = res["resourceType"]
-            if rtype not in _READ_TYPES:
+            if rtype not in READ_TYPES:
                 continue  # nothing reads it (a Medication is reached through its reference)
             rid = res.get("id")
             ref = f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"{rtype}[{i}]"  # = resource_ref(res) or ...

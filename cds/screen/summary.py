@@ -85,6 +85,7 @@ class SummaryBuilder:
                 "resources": sum(f.resources for f in files),
                 "patient_resources": sum(f.patients for f in files),
                 "shared_resources": sum(f.shared for f in files),
+                "unread_resources": sum(f.unread for f in files),
                 "bad_lines": dict(sorted(bad.items())),
                 "files": [f.to_json() for f in files],
             },
@@ -105,6 +106,7 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
         f"[bold]{report['patients']:,}[/bold] patients screened ({report['engine']}), "
         f"{report['evaluated']:,} evaluated; input: {inp['lines']:,} lines, {inp['resources']:,} resources"
         + (f", {inp['shared_resources']:,} shared (Medication)" if inp["shared_resources"] else "")
+        + (f", {inp['unread_resources']:,} of types no rule reads (not evaluated)" if inp["unread_resources"] else "")
     )
     if report["not_evaluated"]:
         console.print(_table("Not evaluated", report["not_evaluated"], report["patients"]))

@@ -31,7 +31,7 @@ import orjson
 from cds.fhir.bulk import FileStats
 from cds.screen.row import Row
 
-MANIFEST_VERSION = 2  # 2: file statistics count shared resources
+MANIFEST_VERSION = 3  # 2: file statistics count shared resources; 3: and unread ones
 STARTED = "_started"  # the key of the journal line written (and flushed) before a patient's evaluation
 _STARTED_PREFIX = b'{"' + STARTED.encode() + b'"'
 

@@ -46,6 +46,11 @@ def test_classify() -> None:
     assert classify(b'{"resourceType":"Practitioner"}') == (None, "no_patient", False)
     assert classify(b'{"resourceType":"Medication","id":"m1"}') == ("Medication/m1", "shared", False)
     assert classify(b'{"resourceType":"Medication"}') == (None, "no_patient", False)  # no id: nothing can point at it
+    enc = b'{"resourceType":"Encounter","id":"e","subject":{"reference":"Patient/p"}}'
+    assert classify(enc) == ("p", "unread", False)  # no reader reads Encounters: counted, not carried
+    assert classify(b'{"resourceType":"Encounter","id":"e"}') == (None, "no_patient", False)
+    assert classify(b'{"resourceType":7,"subject":{"reference":"Patient/p"}}') == ("p", None, False)  # reported
+    assert classify(b'{"resourceType":"","subject":{"reference":"Patient/p"}}') == ("p", None, False)
 
 
 EDGE_LINES = [
@@ -71,6 +76,8 @@ EDGE_LINES = [
     b'{"resourceType":"Medication","id":"m\\tb"}',
     b'{"resourceType":"Medication","id":""}',
     b'{"resourceType":["Medication"],"id":"m1"}',
+    b'{"resourceType":"Claim","patient":{"reference":"Patient/p"}}',
+    b'{"resourceType":"","subject":{"reference":"Patient/p"}}',
 ]
 
 
@@ -156,6 +163,15 @@ def test_attribute_counts_every_line_and_group_lines_orders_patients() -> None:
     assert [pid for pid, _ in pairs] == ["b", "a", "b"]
     assert (stats.lines, stats.resources, stats.bad) == (5, 3, {"not_json": 1, "no_patient": 1})
     assert [(pid, len(group)) for pid, group in group_lines(pairs)] == [("a", 1), ("b", 2)]
+
+
+def test_unread_types_are_counted_not_partitioned() -> None:
+    stats = FileStats("Encounter.ndjson")
+    lines = [b'{"resourceType":"Encounter","subject":{"reference":"Patient/a"}}', b'{"resourceType":"Encounter"}']
+    lines.append(b'{"resourceType":"Condition","subject":{"reference":"Patient/a"}}')
+    assert [pid for pid, _ in attribute(lines, stats)] == ["a"]
+    assert (stats.lines, stats.resources, stats.unread, stats.bad) == (3, 2, 1, {"no_patient": 1})
+    assert FileStats.from_json(stats.to_json()) == stats
 
 
 def test_shared_resources_are_counted_not_partitioned() -> None:

@@ -118,3 +118,18 @@ def test_an_export_without_its_medications_reads_undetermined_not_negative(tmp_p
     assert all("trd-unidentified-medications" in after[p]["finding_codes"] for p in met)
     warnings = " ".join(partial.report["warnings"])
     assert "Medication.ndjson" in warnings and "trd-unidentified-medications" in warnings
+
+
+def test_resources_of_types_no_rule_reads_are_counted_and_change_nothing(tmp_path: Path) -> None:
+    """The same patients with and without an Encounter.ndjson (a type no reader reads): byte-identical tables;
+    the summary counts the Encounters as unread resources."""
+    outs = []
+    for encounters in (0, 6):
+        export, out = tmp_path / f"export-{encounters}", tmp_path / f"out-{encounters}"
+        counts = write_bulk_export(export, 10, seed=6, encounters_per_patient=encounters)
+        assert counts.get("Encounter.ndjson", 0) == 10 * encounters
+        result = screen_local(export, out, NOW, processes=1, progress=False)
+        assert result.complete and result.report is not None
+        assert result.report["input"]["unread_resources"] == 10 * encounters
+        outs.append(out)
+    assert read_bytes(outs[0]) == read_bytes(outs[1])
