@@ -44,6 +44,7 @@ NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
 BAD_REASONS = ("not_json", "not_object", "no_patient")
 SHARED = "shared"  # the reason of a line that belongs to no patient but that patients' resources reference
 UNREAD = "unread"  # the reason of a patient's line of a type no reader reads: counted, not carried
+PRESENT = b""  # what stands for such lines in the buckets: the patient exists (an empty line is never a resource)
 SHARED_TYPES = frozenset({"Medication"})
 TARGET_BUCKET_BYTES = 32 * 1024 * 1024
 GZIP_EXPANSION = 8  # estimate of uncompressed / compressed size for NDJSON FHIR
@@ -179,11 +180,13 @@ def classify_by_full_parse(line: bytes) -> tuple[str | None, str | None, bool]:
 
 def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, bytes]]:
     """(patient id, line) for every line of one file that belongs to a patient and is of a type the reader
-    reads; every non-blank line is counted in ``stats`` (lines, patients' resources and of those the unread
-    ones, Patient resources, shared resources, bad lines by reason). Blank lines are skipped. The one place
-    lines are classified, for the local partitioning and for Spark alike; shared resources are only counted
-    here (``load_shared`` reads them)."""
+    reads, and (patient id, PRESENT) where a patient's unread lines would otherwise leave no trace (at most one
+    per run of that patient's lines: presence, not a count). Every non-blank line is counted in ``stats``
+    (lines, patients' resources and of those the unread ones, Patient resources, shared resources, bad lines by
+    reason); blank lines are skipped. The one place lines are classified, for the local partitioning and for
+    Spark alike; shared resources are only counted here (``load_shared`` reads them)."""
     bad = stats.bad
+    last: str | None = None  # the patient of the last pair yielded
     for line in lines:
         if not (line[:1] == b"{" or line.strip()):
             continue
@@ -192,10 +195,14 @@ def attribute(lines: Iterable[bytes], stats: FileStats) -> Iterator[tuple[str, b
         if reason is None and pid is not None:
             stats.resources += 1
             stats.patients += is_patient
+            last = pid
             yield pid, line
         elif reason == UNREAD:
             stats.resources += 1
             stats.unread += 1
+            if pid is not None and pid != last:
+                last = pid
+                yield pid, PRESENT  # so that a patient with only unread resources still gets a row
         elif reason == SHARED:
             stats.shared += 1
         else:

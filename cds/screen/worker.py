@@ -47,8 +47,12 @@ def evaluate_patient(
     """One row, with the shared resources (cds.fhir.bulk.load_shared) the patient's resources reference; an
     input the engine cannot use, or an engine failure, gives an error row, never an exception."""
     ev = evaluator()
-    # Sorted by content: the engine sees the same order whatever the partitioning or shuffle order was.
-    ordered = sorted(lines)
+    # Sorted by content: the engine sees the same order whatever the partitioning or shuffle order was. Empty
+    # lines stand for resources of types no rule reads (cds.fhir.bulk.PRESENT).
+    ordered = sorted(line for line in lines if line)
+    if not ordered:
+        message = "InputError: the export holds only resources of types no rule reads for this patient"
+        return error_row(patient_id, message, ev.knowledge.version, now.isoformat())
     try:
         raw = read_lines(ordered)
         if shared:

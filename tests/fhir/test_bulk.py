@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cds.fhir.bulk import (
+    PRESENT,
     FileStats,
     add_shared,
     attribute,
@@ -166,11 +167,13 @@ def test_attribute_counts_every_line_and_group_lines_orders_patients() -> None:
 
 
 def test_unread_types_are_counted_not_partitioned() -> None:
+    """Only their patient's presence is carried: one empty line where the patient's run has nothing else."""
+    enc = b'{"resourceType":"Encounter","subject":{"reference":"Patient/%s"}}'
+    cond = b'{"resourceType":"Condition","subject":{"reference":"Patient/a"}}'
+    lines = [enc % b"a", enc % b"a", b'{"resourceType":"Encounter"}', cond, enc % b"a", enc % b"b", enc % b"b"]
     stats = FileStats("Encounter.ndjson")
-    lines = [b'{"resourceType":"Encounter","subject":{"reference":"Patient/a"}}', b'{"resourceType":"Encounter"}']
-    lines.append(b'{"resourceType":"Condition","subject":{"reference":"Patient/a"}}')
-    assert [pid for pid, _ in attribute(lines, stats)] == ["a"]
-    assert (stats.lines, stats.resources, stats.unread, stats.bad) == (3, 2, 1, {"no_patient": 1})
+    assert list(attribute(lines, stats)) == [("a", PRESENT), ("a", cond), ("b", PRESENT)]
+    assert (stats.lines, stats.resources, stats.unread, stats.bad) == (7, 6, 5, {"no_patient": 1})
     assert FileStats.from_json(stats.to_json()) == stats
 
 

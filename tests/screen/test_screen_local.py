@@ -133,3 +133,18 @@ def test_resources_of_types_no_rule_reads_are_counted_and_change_nothing(tmp_pat
         assert result.report["input"]["unread_resources"] == 10 * encounters
         outs.append(out)
     assert read_bytes(outs[0]) == read_bytes(outs[1])
+
+
+def test_a_patient_with_only_unread_resources_gets_an_error_row(tmp_path: Path) -> None:
+    export, out = tmp_path / "export", tmp_path / "out"
+    export.mkdir()
+    (export / "Encounter.ndjson").write_bytes(
+        b'{"resourceType":"Encounter","id":"e1","subject":{"reference":"Patient/p1"}}\n'
+        b'{"resourceType":"Encounter","id":"e2","subject":{"reference":"Patient/p2"}}\n'
+    )
+    (export / "Patient.ndjson").write_bytes(b'{"resourceType":"Patient","id":"p2"}\n')
+    result = screen_local(export, out, NOW, processes=1, progress=False)
+    rows = {r["patient_id"]: r for r in pq.read_table(out / "screening.parquet").to_pylist()}
+    assert result.complete and set(rows) == {"p1", "p2"}
+    assert rows["p1"]["evaluated"] is False and "only resources of types no rule reads" in rows["p1"]["error"]
+    assert rows["p2"]["evaluated"] is True and rows["p2"]["resources"] == 1

@@ -47,6 +47,8 @@ def test_spark_interleaved_patients_and_files(spark: Any, tmp_path: Path) -> Non
     equals the local one, and the line counts too."""
     import gzip
 
+    import pyarrow.parquet as pq
+
     from cds.screen import screen_local
     from cds.screen.spark import screen_spark
 
@@ -58,12 +60,18 @@ def test_spark_interleaved_patients_and_files(spark: Any, tmp_path: Path) -> Non
     (export / "Condition.ndjson").write_bytes(b"\n".join(cond % (i, i % 6) for i in range(30)) + b"\n{broken\n")
     with gzip.open(export / "Condition.ndjson.gz", "wb") as fh:
         fh.write(b"\n".join(cond % (100 + i, i % 4) for i in range(12)) + b"\n[1]\n")
+    # a type no rule reads, p7 having nothing else: presence markers cross split ranges and the shuffle
+    enc = b'{"resourceType":"Encounter","id":"e%d","subject":{"reference":"Patient/p%d"}}'
+    (export / "Encounter.ndjson").write_bytes(b"\n".join(enc % (i, 7 if i % 3 else i % 6) for i in range(40)) + b"\n")
     local, remote = tmp_path / "local", tmp_path / "spark"
     screen_local(export, local, NOW, processes=1, progress=False)
     screen_spark(export, remote, NOW, spark=spark, partitions=4, split_bytes=200)  # plain files in many ranges
     assert read_bytes(remote) == read_bytes(local)
     a, b = (orjson.loads((d / "summary.json").read_bytes())["input"] for d in (local, remote))
-    assert a == b and a["bad_lines"] == {"not_json": 1, "not_object": 1}
+    assert a == b and a["bad_lines"] == {"not_json": 1, "not_object": 1} and a["unread_resources"] == 40
+    rows = pq.read_table(remote / "screening.parquet").to_pylist()
+    assert [r["patient_id"] for r in rows] == [f"p{i}" for i in (0, 1, 2, 3, 4, 5, 7)]
+    assert rows[-1]["evaluated"] is False
 
 
 VICTIM = "syn-3000007"
