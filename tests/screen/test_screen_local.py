@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import orjson
 import pyarrow.parquet as pq
+from rich.console import Console
 from screen_helpers import N_PATIENTS, NOW, read_bytes
 
 from cds.screen import COLUMNS, screen_local
+from cds.screen.summary import render_summary
 from cds.synthetic import write_bulk_export
 
 
@@ -118,6 +121,9 @@ def test_an_export_without_its_medications_reads_undetermined_not_negative(tmp_p
     assert all("trd-unidentified-medications" in after[p]["finding_codes"] for p in met)
     warnings = " ".join(partial.report["warnings"])
     assert "Medication.ndjson" in warnings and "trd-unidentified-medications" in warnings
+    printed = io.StringIO()
+    render_summary(partial.report, Console(file=printed, width=200))
+    assert printed.getvalue().count("Warning:") == len(partial.report["warnings"]) == 2
 
 
 def test_resources_of_types_no_rule_reads_are_counted_and_change_nothing(tmp_path: Path) -> None:
