@@ -26,6 +26,7 @@ them.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
@@ -37,7 +38,7 @@ import msgspec
 import orjson
 
 from cds.fhir.index import reference_key
-from cds.fhir.reader import RawInput
+from cds.fhir.reader import BOM, RawInput
 from cds.fhir.record import READ_TYPES
 
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz", ".jsonl", ".jsonl.gz")
@@ -64,9 +65,10 @@ def open_ndjson(path: Path) -> BinaryIO:
 
 
 def iter_lines(path: Path) -> Iterator[bytes]:
-    """Non-blank lines of one NDJSON(.gz) file, without the line end."""
+    """Non-blank lines of one NDJSON(.gz) file, without the line end (nor a byte order mark at the start)."""
     with open_ndjson(path) as fh:
-        for line in fh:
+        first = fh.readline().removeprefix(BOM)
+        for line in itertools.chain((first,) if first else (), fh):
             line = line.rstrip(b"\r\n")
             if line[:1] == b"{" or line.strip():  # the common case without a copy
                 yield line

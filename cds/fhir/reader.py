@@ -16,6 +16,9 @@ from cds.errors import InputError
 from cds.facts.models import DataIssue
 
 Resource = dict[str, Any]
+# A UTF-8 byte order mark: JSON forbids it (RFC 8259 §8.1) and orjson rejects it, but editors and tools on Windows
+# write it at the start of a file. It is dropped there, and only there.
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -83,6 +86,7 @@ _NOT_JSON = object()
 
 def read_input(data: bytes) -> RawInput:
     """Parse bytes holding one patient's record; raise InputError only when nothing can be read."""
+    data = data.removeprefix(BOM)
     if not data.strip():
         raise InputError("the input is empty")
     raw = RawInput()

@@ -45,6 +45,7 @@ from cds.fhir.bulk import (
     iter_lines,
     load_shared,
 )
+from cds.fhir.reader import BOM
 from cds.screen.local import ScreenResult, write_summary
 from cds.screen.output import write_table
 from cds.screen.row import crash_message, error_row
@@ -89,8 +90,8 @@ def _split_lines(path: str, start: int, end: int) -> Iterator[bytes]:
             raw = fh.readline()
             if not raw:
                 break
+            line = (raw.removeprefix(BOM) if pos == 0 else raw).rstrip(b"\r\n")  # as iter_lines does
             pos += len(raw)
-            line = raw.rstrip(b"\r\n")
             if line[:1] == b"{" or line.strip():
                 yield line
 

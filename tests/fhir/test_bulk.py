@@ -20,12 +20,13 @@ from cds.fhir.bulk import (
     classify_by_full_parse,
     export_files,
     group_lines,
+    iter_lines,
     load_shared,
     partition_file,
     patient_of,
     read_bucket,
 )
-from cds.fhir.reader import read_resources
+from cds.fhir.reader import BOM, read_resources
 
 
 def test_patient_of() -> None:
@@ -164,6 +165,17 @@ def test_attribute_counts_every_line_and_group_lines_orders_patients() -> None:
     assert [pid for pid, _ in pairs] == ["b", "a", "b"]
     assert (stats.lines, stats.resources, stats.bad) == (5, 3, {"not_json": 1, "no_patient": 1})
     assert [(pid, len(group)) for pid, group in group_lines(pairs)] == [("a", 1), ("b", 2)]
+
+
+def test_iter_lines_drops_a_byte_order_mark_at_the_start_only(tmp_path: Path) -> None:
+    lines = [b'{"resourceType":"Patient","id":"p"}', b'{"resourceType":"Patient","id":"q"}']
+    (tmp_path / "a.ndjson").write_bytes(BOM + lines[0] + b"\r\n" + BOM + lines[1] + b"\n")
+    with gzip.open(tmp_path / "b.ndjson.gz", "wb") as fh:
+        fh.write(BOM + b"\n".join(lines))
+    assert list(iter_lines(tmp_path / "a.ndjson")) == [lines[0], BOM + lines[1]]  # inside a file it is an error
+    assert list(iter_lines(tmp_path / "b.ndjson.gz")) == lines
+    (tmp_path / "c.ndjson").write_bytes(BOM)
+    assert list(iter_lines(tmp_path / "c.ndjson")) == []
 
 
 def test_unread_types_are_counted_not_partitioned() -> None:

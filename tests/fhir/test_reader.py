@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cds.errors import InputError
-from cds.fhir.reader import read_input
+from cds.fhir.reader import BOM, read_input
 
 
 @pytest.mark.parametrize("btype", ["collection", "searchset", "transaction", "batch"])
@@ -43,6 +43,16 @@ def test_ndjson_with_a_broken_line() -> None:
     raw = read_input(data)
     assert [r["resourceType"] for r in raw.resources] == ["Patient", "Observation"]
     assert [i.ref for i in raw.issues] == ["line[2]"]
+
+
+def test_a_byte_order_mark_at_the_start_is_dropped() -> None:
+    bundle = b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "id": "p"}}]}'
+    ndjson = b'{"resourceType": "Patient", "id": "p"}\n{"resourceType": "Observation", "id": "o"}\n'
+    assert [r["id"] for r in read_input(BOM + bundle).resources] == ["p"]
+    raw = read_input(BOM + ndjson)
+    assert [r["id"] for r in raw.resources] == ["p", "o"] and raw.issues == []
+    with pytest.raises(InputError):
+        read_input(BOM)
 
 
 @pytest.mark.parametrize("data", [b"", b"   ", b"not json", b'{"a": 1}', b"42", b'{"resourceType": "Bundle"}'])

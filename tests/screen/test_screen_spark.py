@@ -49,13 +49,15 @@ def test_spark_interleaved_patients_and_files(spark: Any, tmp_path: Path) -> Non
 
     import pyarrow.parquet as pq
 
+    from cds.fhir.reader import BOM
     from cds.screen import screen_local
     from cds.screen.spark import screen_spark
 
     export = tmp_path / "export"
     export.mkdir()
     patients = [b'{"resourceType":"Patient","id":"p%d","birthDate":"1980-01-01"}' % i for i in range(6)]
-    (export / "Patient.ndjson").write_bytes(b"\n".join(patients) + b"\n\n")
+    # a byte order mark first, as tools on Windows write it
+    (export / "Patient.ndjson").write_bytes(BOM + b"\n".join(patients) + b"\n\n")
     cond = b'{"resourceType":"Condition","id":"c%d","subject":{"reference":"Patient/p%d"},"code":{"text":"x"}}'
     (export / "Condition.ndjson").write_bytes(b"\n".join(cond % (i, i % 6) for i in range(30)) + b"\n{broken\n")
     with gzip.open(export / "Condition.ndjson.gz", "wb") as fh:
@@ -69,6 +71,7 @@ def test_spark_interleaved_patients_and_files(spark: Any, tmp_path: Path) -> Non
     assert read_bytes(remote) == read_bytes(local)
     a, b = (orjson.loads((d / "summary.json").read_bytes())["input"] for d in (local, remote))
     assert a == b and a["bad_lines"] == {"not_json": 1, "not_object": 1} and a["unread_resources"] == 40
+    assert a["patient_resources"] == 6  # the first Patient, behind the byte order mark, too
     rows = pq.read_table(remote / "screening.parquet").to_pylist()
     assert [r["patient_id"] for r in rows] == [f"p{i}" for i in (0, 1, 2, 3, 4, 5, 7)]
     assert rows[-1]["evaluated"] is False
