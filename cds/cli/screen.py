@@ -49,7 +49,7 @@ def screen(
             result = screen_local(
                 export_dir, out, when, processes=processes, limit=limit, fresh=fresh, progress=progress, console=_err
             )
-    except FileNotFoundError as exc:
+    except OSError as exc:  # a file not found or not readable, a full disk
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     except CdsError as exc:

@@ -64,14 +64,27 @@ def open_ndjson(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
-def iter_lines(path: Path) -> Iterator[bytes]:
-    """Non-blank lines of one NDJSON(.gz) file, without the line end (nor a byte order mark at the start)."""
-    with open_ndjson(path) as fh:
-        first = fh.readline().removeprefix(BOM)
-        for line in itertools.chain((first,) if first else (), fh):
-            line = line.rstrip(b"\r\n")
-            if line[:1] == b"{" or line.strip():  # the common case without a copy
-                yield line
+def iter_lines(path: Path, stats: FileStats | None = None) -> Iterator[bytes]:
+    """Non-blank lines of one NDJSON(.gz) file, without the line end (nor a byte order mark at the start).
+
+    A compressed file that is cut short (an interrupted download) or corrupt ends where it breaks: the lines before
+    are kept and the error is recorded in ``stats.error`` (without ``stats``, a downstream count reports it)."""
+    try:
+        with open_ndjson(path) as fh:
+            first = fh.readline().removeprefix(BOM)
+            for line in itertools.chain((first,) if first else (), fh):
+                line = line.rstrip(b"\r\n")
+                if line[:1] == b"{" or line.strip():  # the common case without a copy
+                    yield line
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        if stats is not None:
+            stats.error = _UNREADABLE.get(type(exc), "the compressed data is corrupt") + f" ({exc})"
+
+
+_UNREADABLE = {
+    EOFError: "the compressed file is cut short (an interrupted download?)",
+    gzip.BadGzipFile: "not a valid gzip file, or its checksum fails",
+}
 
 
 def _ref_id(value: Any) -> str | None:
@@ -218,7 +231,7 @@ def load_shared(files: Iterable[Path]) -> dict[str, bytes]:
     id wins. Every worker holds the result: a formulary's size, not the export's."""
     shared: dict[str, bytes] = {}
     for path in files:
-        for line in iter_lines(path):
+        for line in iter_lines(path, FileStats(path.name)):  # a broken file is reported by its partitioning
             key, reason, _ = classify(line)
             if reason == SHARED and key is not None:
                 shared.setdefault(key, line)
@@ -277,6 +290,7 @@ class FileStats:
     bad: dict[str, int] = field(default_factory=dict)
     shared: int = 0  # shared resources (Medication), joined to the patients that reference them
     unread: int = 0  # patients' resources of types no reader reads (counted in resources), not carried
+    error: str | None = None  # why reading stopped before the end of the file (cut-short or corrupt gzip)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -287,12 +301,20 @@ class FileStats:
             "shared": self.shared,
             "unread": self.unread,
             "bad": dict(sorted(self.bad.items())),
+            "error": self.error,
         }
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> FileStats:
         return cls(
-            doc["name"], doc["lines"], doc["resources"], doc["patients"], dict(doc["bad"]), doc["shared"], doc["unread"]
+            doc["name"],
+            doc["lines"],
+            doc["resources"],
+            doc["patients"],
+            dict(doc["bad"]),
+            doc["shared"],
+            doc["unread"],
+            doc.get("error"),
         )
 
     def add(self, other: FileStats) -> None:
@@ -302,6 +324,7 @@ class FileStats:
         self.patients += other.patients
         self.shared += other.shared
         self.unread += other.unread
+        self.error = self.error or other.error
         for reason, n in other.bad.items():
             self.bad[reason] = self.bad.get(reason, 0) + n
 
@@ -318,7 +341,7 @@ def partition_file(path: Path, bucket_dir: Path, buckets: int) -> FileStats:
     writers: dict[int, IO[bytes]] = {}
     last_pid, key, fh = None, b"", None  # a patient's lines are usually consecutive: one lookup per run of them
     try:
-        for pid, line in attribute(iter_lines(path), stats):
+        for pid, line in attribute(iter_lines(path, stats), stats):
             if pid != last_pid or fh is None:
                 last_pid, key = pid, pid.encode("utf-8")
                 b = bucket_of(pid, buckets)

@@ -75,11 +75,12 @@ def _splits(files: list[Path], split_bytes: int) -> list[Split]:
     return out
 
 
-def _split_lines(path: str, start: int, end: int) -> Iterator[bytes]:
+def _split_lines(path: str, start: int, end: int, stats: FileStats) -> Iterator[bytes]:
     """The lines that start in [start, end) of a plain file (a line belongs to the split it starts in), or
-    every line of the file for end -1; line ends and blank lines handled as ``bulk.iter_lines`` does."""
+    every line of the file for end -1; line ends, blank lines and broken gzip handled as ``bulk.iter_lines``
+    does."""
     if end < 0:
-        yield from iter_lines(Path(path))
+        yield from iter_lines(Path(path), stats)
         return
     with open(path, "rb") as fh:
         if start > 0:
@@ -109,7 +110,7 @@ def _keyed_lines(partitions: int) -> Any:
             stats = FileStats(name)
             last_pid: str | None = None
             run_lines: list[bytes] = []
-            for pid, line in attribute(_split_lines(path, start, end), stats):
+            for pid, line in attribute(_split_lines(path, start, end, stats), stats):
                 if pid != last_pid:
                     if last_pid is not None:
                         yield bucket_of(last_pid, partitions), (last_pid, b"\n".join(run_lines))

@@ -13,6 +13,10 @@ from cds.fhir.bulk import FileStats
 from cds.screen.row import Row
 
 UNIDENTIFIED_CODE = "trd-unidentified-medications"  # the finding of rules/trd_status.yaml
+_BROKEN_FILE = (
+    "Its lines before the break were screened and the rest is missing, so its patients may lack resources: "
+    "fetch the file again and run again"
+)
 
 
 def _top(counter: Counter[str], n: int = 10) -> dict[str, int]:
@@ -79,7 +83,7 @@ class SummaryBuilder:
             "safety_flags": _top(self.safety_flags),
             "first_option": _top(self.top_options),
             "data_quality": _top(self.data_quality, 50),
-            "warnings": self.warnings(),
+            "warnings": self.warnings() + [f"{f.name}: {f.error}. {_BROKEN_FILE}" for f in files if f.error],
             "input": {
                 "lines": sum(f.lines for f in files),
                 "resources": sum(f.resources for f in files),

@@ -178,6 +178,21 @@ def test_iter_lines_drops_a_byte_order_mark_at_the_start_only(tmp_path: Path) ->
     assert list(iter_lines(tmp_path / "c.ndjson")) == []
 
 
+def test_a_cut_short_or_corrupt_gzip_file_keeps_its_lines_and_says_why(tmp_path: Path) -> None:
+    lines = [b'{"resourceType":"Patient","id":"p%d"}' % i for i in range(20_000)]
+    data = gzip.compress(b"\n".join(lines) + b"\n")
+    (tmp_path / "cut.ndjson.gz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "junk.ndjson.gz").write_bytes(b"not gzip at all")
+    stats = FileStats("cut.ndjson.gz")
+    got = list(iter_lines(tmp_path / "cut.ndjson.gz", stats))
+    assert 0 < len(got) < len(lines) and got == lines[: len(got)]
+    assert stats.error is not None and stats.error.startswith("the compressed file is cut short")
+    assert FileStats.from_json(stats.to_json()) == stats
+    junk = FileStats("junk.ndjson.gz")
+    assert list(iter_lines(tmp_path / "junk.ndjson.gz", junk)) == []
+    assert junk.error is not None and junk.error.startswith("not a valid gzip file")
+
+
 def test_unread_types_are_counted_not_partitioned() -> None:
     """Only their patient's presence is carried: one empty line where the patient's run has nothing else."""
     enc = b'{"resourceType":"Encounter","subject":{"reference":"Patient/%s"}}'

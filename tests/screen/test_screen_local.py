@@ -154,3 +154,18 @@ def test_a_patient_with_only_unread_resources_gets_an_error_row(tmp_path: Path) 
     assert result.complete and set(rows) == {"p1", "p2"}
     assert rows["p1"]["evaluated"] is False and "only resources of types no rule reads" in rows["p1"]["error"]
     assert rows["p2"]["evaluated"] is True and rows["p2"]["resources"] == 1
+
+
+def test_a_cut_short_gzip_file_is_screened_up_to_the_break_and_reported(export_gz: Path, tmp_path: Path) -> None:
+    """An interrupted download: the run completes, every patient gets a row, and the summary names the file."""
+    export = tmp_path / "export"
+    export.mkdir()
+    for f in export_gz.iterdir():
+        data = f.read_bytes()
+        (export / f.name).write_bytes(data[: len(data) // 2] if f.name == "Observation.ndjson.gz" else data)
+    result = screen_local(export, tmp_path / "out", NOW, processes=1, progress=False)
+    assert result.complete and result.report is not None and result.patients == N_PATIENTS
+    (warning,) = [w for w in result.report["warnings"] if w.startswith("Observation.ndjson.gz:")]
+    assert "cut short" in warning and "fetch the file again" in warning
+    files = {f["name"]: f for f in result.report["input"]["files"]}
+    assert files["Observation.ndjson.gz"]["error"] and files["Condition.ndjson.gz"]["error"] is None
