@@ -21,7 +21,7 @@ from cds.fhir.elements import (
     period_bounds,
     resource_ref,
 )
-from cds.fhir.index import ResourceIndex
+from cds.fhir.index import ResourceIndex, reference_key
 from cds.fhir.memo import ConceptMemo
 from cds.fhir.reader import Resource
 from cds.knowledge import Knowledge
@@ -193,7 +193,7 @@ class MedicationResolver:
             concept = resource["medicationCodeableConcept"]
             resolved = self.from_concept(concept)
             if not resolved.named:
-                resolved.key = " ".join(code_keys(concept)) or ref
+                resolved.key = " ".join(sorted(code_keys(concept))) or ref  # the same codes in any order: one drug
             return resolved
         reference = resource.get("medicationReference")
         if isinstance(reference, dict):
@@ -216,7 +216,9 @@ class MedicationResolver:
             display = as_str(reference.get("display"))
             if display:
                 return self.from_concept({"text": display})
-            return Resolved(key=as_str(reference.get("reference")) or ref)
+            target_text = as_str(reference.get("reference"))
+            # relative, absolute and versioned forms of one reference name one drug
+            return Resolved(key=(reference_key(target_text) or target_text) if target_text else ref)
         return Resolved(key=ref)
 
 

@@ -134,6 +134,11 @@ def test_a_record_that_names_no_drug_is_kept_as_unidentified(reference: Evaluato
     missing = {**med({}), "medicationReference": {"reference": "Medication/gone"}}
     del missing["medicationCodeableConcept"]
     assert unidentified(reference, missing) == [("MedicationStatement/m", "Medication/gone")]
+    absolute = {**missing, "medicationReference": {"reference": "https://ehr.example/fhir/Medication/gone/_history/2"}}
+    assert unidentified(reference, absolute) == [("MedicationStatement/m", "Medication/gone")]  # one drug, any form
+    two_codes = [{"system": "urn:local", "code": "X1"}, {"system": "urn:other", "code": "Y"}]
+    keys = {unidentified(reference, med({"coding": c}))[0][1] for c in (two_codes, two_codes[::-1])}
+    assert keys == {"urn:local|X1 urn:other|Y"}
     codeless = {"resourceType": "Medication", "id": "blank", "form": {"text": "tablet"}}
     to_codeless = {**missing, "medicationReference": {"reference": "Medication/blank"}}
     assert unidentified(reference, codeless, to_codeless) == [("MedicationStatement/m", "Medication/blank")]
