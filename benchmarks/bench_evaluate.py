@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cds import heap
+from cds import BUILD, heap
 from cds.evaluation import Evaluator
 from cds.synthetic import DEFAULT_NOW, generate_population
 
@@ -159,7 +159,7 @@ def main() -> None:
             rows.append(row)
     print(
         f"Python {platform.python_version()} on {platform.machine()}, now={now}, warm-up {WARMUP} patients, "
-        f"{args.clock} clock, gc {args.gc}"
+        f"{args.clock} clock, gc {args.gc}, {BUILD.note}"
     )
     print_table(rows)
     print(f"\npeak RSS: {peak_rss_mb():.0f} MB")
@@ -169,6 +169,7 @@ def main() -> None:
             "clock": args.clock,
             "gc": args.gc,
             "python": platform.python_version(),
+            "build": BUILD.note,
             "peak_rss_mb": peak_rss_mb(),
             "results": rows,
         }

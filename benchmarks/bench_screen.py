@@ -237,6 +237,9 @@ def main() -> None:
     if args.inner:
         print(json.dumps(_inner(args.exports[0], args.inner, args.keep)))
         return
+    from cds import BUILD
+
+    print(f"build: {BUILD.note}")
     print(
         f"{'export':24} {'config':8} {'patients':>9} {'seconds':>8} {'patients/s':>11} {'x parse':>8} "
         f"{'CPU s':>7} {'per CPU-s':>9} {'peak MB':>8}"

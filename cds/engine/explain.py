@@ -9,7 +9,6 @@ seen. `test_outcomes()` is the same walk without the narrative, used for conditi
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,12 +86,10 @@ class _Recorder:
 
 
 def trace(engine: RuleEngine, facts: FactSet) -> dict[str, StageTrace]:
-    """Run the engine's own pipeline on a shallow copy whose stage evaluators are reference evaluators that
-    record their inputs and results, so the trace follows cds.engine.runner whatever stages it has."""
+    """Run the engine's own pipeline with reference evaluators that record their inputs and results in place of
+    its stage evaluators, so the trace follows cds.engine.runner whatever stages it has."""
     recorders = {s: _Recorder(ReferenceEvaluator(rules)) for s, rules in engine.stages.items()}
-    shadow = copy.copy(engine)
-    shadow.evaluators = dict(recorders)
-    shadow.evaluate(facts)
+    engine.evaluate(facts, recorders)
     evidence: dict[str, tuple[str, ...]] = dict(stage_one(facts).evidence)
     with contextlib.suppress(Exception):  # evidence is a courtesy; the trace does not depend on it
         evidence.update(trd_summary(facts, recorders["classify"].result).evidence)

@@ -6,6 +6,7 @@ conclude: TRD status from the counts of the classify stage's verdicts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -63,12 +64,14 @@ class RuleEngine:
         self._plans = {r.id: _plan(r) for r in self.rules.values()}
         self._agent_scope = agent_scope(self.stages["recommend"])  # the agents the rules can offer
 
-    def evaluate(self, facts: FactSet) -> RuleOutcome:
+    def evaluate(self, facts: FactSet, evaluators: Mapping[str, Evaluator] | None = None) -> RuleOutcome:
+        """Run the stages on ``facts``; ``evaluators`` replaces the engine's own per stage (the explain trace)."""
+        evaluators = self.evaluators if evaluators is None else evaluators
         first = stage_one(facts)
-        r1 = self.evaluators["classify"].run(first.facts)
+        r1 = evaluators["classify"].run(first.facts)
         summary = trd_summary(facts, r1)
         staging_views(facts, failed_trials(r1), self.knowledge, summary)
-        r2 = self.evaluators["conclude"].run(summary.facts)
+        r2 = evaluators["conclude"].run(summary.facts)
         outcome = RuleOutcome(
             adequacy=adequacy_by_trial(r1),
             activations={"classify": r1.activations, "conclude": r2.activations},
@@ -87,7 +90,7 @@ class RuleEngine:
         outcome.failed_adequate_trials = int(trd["failed_adequate_trials"])
         screen = Views()
         screen_views(facts, outcome.trd_status, outcome.failed_adequate_trials, self.knowledge, screen)
-        r3 = self.evaluators["screen"].run(screen.facts)
+        r3 = evaluators["screen"].run(screen.facts)
         outcome.activations["screen"] = r3.activations
         screened = self._findings(r3, screen)
         screened.sort(
@@ -104,7 +107,7 @@ class RuleEngine:
         rest = [f for f in outcome.findings if id(f) not in first_ids]
         care = Views()
         recommend_views(facts, outcome.trd_status, failed_trials(r1), screened, self.knowledge, care, self._agent_scope)
-        r4 = self.evaluators["recommend"].run(care.facts)
+        r4 = evaluators["recommend"].run(care.facts)
         outcome.activations["recommend"] = r4.activations
         options = self._findings(r4, care)
         options.sort(key=self._option_key)

@@ -58,7 +58,7 @@ def staging_views(facts: FactSet, failed_ids: set[str], knowledge: Knowledge, vi
         "baseline_severity": severity.msm_category if severity else None,
         "psychotic_features": bool(facts.psychotic_features),
         "augmentation_used": bool(augmented),
-        "cumulative_adequate_weeks": round(sum(t.weeks_at_adequate_dose for t in failed), 1),
+        "cumulative_adequate_weeks": round(sum((t.weeks_at_adequate_dose for t in failed), 0.0), 1),
         "resistance_months": _months((last - first).days) if first and last else None,
         "response_since_first_failure": bool(responded),
     }

@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cds import BUILD
 from cds.fhir.bulk import FileStats
 from cds.screen.row import Row
 
@@ -74,6 +75,7 @@ class SummaryBuilder:
             bad.update(f.bad)
         return {
             "engine": engine,
+            "build": BUILD.note,  # compiled or from the sources (cds/_build.py): speed figures depend on it
             "patients": self.patients,
             "evaluated": self.evaluated,
             "not_evaluated": dict(sorted(self.errors.items())),

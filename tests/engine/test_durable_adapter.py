@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import durable_rules_engine
 import pytest
 
 from cds.engine.base import StageRules
-from cds.engine.durable import DurableEvaluator, _sid_pool, fnv1a_32
+from cds.engine.durable import _ID, DurableEvaluator, _sid_pool, fnv1a_32
 from cds.engine.ir import Module
 from cds.engine.reference import ReferenceEvaluator
 from cds.errors import EngineError
@@ -114,25 +116,23 @@ def test_sessions_are_deleted_and_sids_returned() -> None:
     assert not ev._sessions
 
 
+class _Opaque:
+    """A value the adapter cannot send to the engine: deriving a fact that carries it makes the action raise (the
+    adapter may be compiled, setup.py, so the failure is injected through the data, not by patching it)."""
+
+
 def test_action_errors_are_reraised_and_session_cleaned() -> None:
-    rule = {"id": "r", "when": [{"bind": "a", "type": "a"}], "derive": {"type": "b", "x": "=a.v"}}
-    ev = DurableEvaluator(stage(rule))
-
-    def boom(*_: Any) -> None:
-        raise ValueError("broken action")
-
-    ev.rules.rules[0].__dict__["derive"] = {"type": "b"}  # keep IR valid; break the derive path instead
-    import cds.engine.durable as mod
-
-    original = mod.build_derived
-    mod.build_derived = boom  # type: ignore[assignment]
-    try:
-        with pytest.raises(EngineError, match="broken action"):
-            ev.run([{"type": "a", "id": "a1", "v": 1}])
-    finally:
-        mod.build_derived = original
+    derive = {"id": "r", "when": [{"bind": "a", "type": "a"}], "derive": {"type": "b", "x": "=a.v"}}
+    consume = {
+        "id": "s",
+        "when": [{"bind": "b", "type": "b", "all": [{"field": "x", "op": "exists"}]}],
+        "derive": {"type": "c"},
+    }
+    ev = DurableEvaluator(stage(derive, consume))
+    with pytest.raises(EngineError, match="r: TypeError"):
+        ev.run([{"type": "a", "id": "a1", "v": _Opaque()}])
     assert not ev._sessions
-    assert len(ev.run([{"type": "a", "id": "a1", "v": 1}]).activations) == 1
+    assert len(ev.run([{"type": "a", "id": "a1", "v": 1}]).activations) == 2
 
 
 def test_sid_pool_hashes_are_distinct() -> None:
@@ -238,14 +238,14 @@ def test_facts_no_pattern_can_match_are_not_asserted(monkeypatch: pytest.MonkeyP
         "verdict": ("adequacy", frozenset({"adequate", "low"})),
         "trial": ("outcome", frozenset({"nonresponse", "partial_response"})),
     }
-    asserted: list[str] = []
-    assert_fact = DurableEvaluator._assert
+    payloads: list[dict[str, Any]] = []
+    assert_fact = durable_rules_engine.assert_fact
 
-    def spy(self: DurableEvaluator, session: Any, fact: dict[str, Any], offset: int | None = None) -> int | None:
-        asserted.append(str(fact["id"]))
-        return assert_fact(self, session, fact, offset)
+    def spy(handle: int, payload: str) -> Any:  # the C call itself: the adapter may be compiled (setup.py)
+        payloads.append(json.loads(payload))
+        return assert_fact(handle, payload)
 
-    monkeypatch.setattr(DurableEvaluator, "_assert", spy)
+    monkeypatch.setattr(durable_rules_engine, "assert_fact", spy)
     others = [
         {"type": "verdict", "id": "v3", "trial": "trial-1", "adequacy": "unknown"},
         {"type": "verdict", "id": "v4", "trial": "trial-2"},
@@ -255,4 +255,4 @@ def test_facts_no_pattern_can_match_are_not_asserted(monkeypatch: pytest.MonkeyP
     facts = VERDICTS + TRIALS + others
     assert evaluator.run(facts).activations == ReferenceEvaluator(rules).run(facts).activations
     # rules fired, so no sentinel was needed (see test_sessions_where_no_rule_completes_are_deleted_safely)
-    assert sorted(asserted) == ["trial-1", "trial-2", "v1", "v2", "v5"]
+    assert sorted(p[_ID] for p in payloads) == ["trial-1", "trial-2", "v1", "v2", "v5"]
