@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))  # cds._build, which writes the manifest, without importing the rest of cds
 
 COMPILED = [
+    "cds/fhir/dosage.py",
     "cds/fhir/elements.py",
     "cds/fhir/index.py",
     "cds/fhir/memo.py",
@@ -44,6 +45,7 @@ COMPILED = [
     "cds/engine/views.py",
     "cds/render/json_contract.py",
     "cds/screen/row.py",
+    "cds/screen/worker.py",
 ]
 
 

@@ -50,11 +50,16 @@ def source_hashes(package: Path, files: Iterable[str] | None = None) -> dict[str
 
 
 def write_manifest(package: Path, compiled: Sequence[str]) -> None:
-    """Called by setup.py: record the compiled modules and the sources they were compiled from. A build with no
-    compiled module also removes extensions an earlier compiled build left in the tree, so they cannot load."""
+    """Called by setup.py: record the compiled modules and the sources they were compiled from. Extensions an
+    earlier build left in the tree for modules this one does not compile are removed, so they cannot load."""
+    keep = set(compiled)
+    for ext in package.rglob("*.so"):
+        parts = ext.relative_to(package).parts
+        if ".".join((package.name, *parts[:-1], parts[-1].split(".")[0])) not in keep:
+            ext.unlink()
     if not compiled:
-        for stale in [*package.rglob("*.so"), *package.parent.glob(f"{package.name}__mypyc*.so")]:
-            stale.unlink()
+        for lib in package.parent.glob(f"{package.name}__mypyc*.so"):
+            lib.unlink()
     doc = {"compiled": list(compiled), "sources": source_hashes(package)}
     (package / MANIFEST).write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -18,6 +18,7 @@ from cds._build import MANIFEST, PURE_ENV, changed_sources, select, write_manife
 from cds.evaluation import Evaluator
 from cds.render.json_contract import to_contract
 from cds.synthetic import DEFAULT_NOW, generate_population
+from tests.mutation import mutated_population
 
 PACKAGE = Path(cds.__file__).resolve().parent
 EXAMPLES = sorted((PACKAGE.parent / "examples").glob("[0-9]*.json"))
@@ -43,17 +44,23 @@ def test_the_compiled_modules_are_the_ones_running() -> None:
         assert Path(str(module.__file__)).suffix == ".so", name
 
 
-# The generated patients cover what the examples do not (dose changes, augmentations, scores, labs, bad records).
+# The generated patients cover what the examples do not (dose changes, augmentations, scores, labs, bad records);
+# the mutated ones the paths where compiled code checks types that Python does not (a value of the wrong type
+# where a `str` is declared raises in compiled code: the same record must still read the same).
 _SOURCES_RUN = """
 import json, sys
+sys.path.insert(0, sys.argv.pop(1))
+from tests.mutation import mutated_population
 from cds import BUILD
 from cds.evaluation import Evaluator
 from cds.render.json_contract import to_contract
 from cds.synthetic import DEFAULT_NOW, generate_population
+from tests.mutation import mutated_population
 assert not BUILD.compiled, BUILD
 ev = Evaluator()
 inputs = [open(p, "rb").read() for p in sys.argv[1:]]
 inputs += [json.dumps(p).encode() for p in generate_population(40, seed=11)]
+inputs += [json.dumps(p).encode() for p in mutated_population(150, seed=7, mutations=10)]
 for data in inputs:
     print(json.dumps(to_contract(ev.evaluate_bytes(data, DEFAULT_NOW), ev.knowledge), sort_keys=True, default=str))
 """
@@ -63,10 +70,15 @@ def test_sources_and_compiled_build_give_the_same_output() -> None:
     """Byte for byte: mypyc must change speed only (it once turned an empty sum's `0` into `0.0`)."""
     env = {**os.environ, PURE_ENV: "1"}
     run = subprocess.run(
-        [sys.executable, "-c", _SOURCES_RUN, *map(str, EXAMPLES)], capture_output=True, text=True, env=env, check=True
+        [sys.executable, "-c", _SOURCES_RUN, str(PACKAGE.parent), *map(str, EXAMPLES)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     )
     ev = Evaluator()
     inputs = [p.read_bytes() for p in EXAMPLES] + [json.dumps(p).encode() for p in generate_population(40, seed=11)]
+    inputs += [json.dumps(p).encode() for p in mutated_population(150, seed=7, mutations=10)]
     here = [
         json.dumps(to_contract(ev.evaluate_bytes(d, DEFAULT_NOW), ev.knowledge), sort_keys=True, default=str)
         for d in inputs
@@ -121,6 +133,16 @@ def test_a_build_without_compiling_removes_extensions_left_by_an_earlier_one(tmp
     assert not list(tmp_path.rglob("*.so"))
     finders: list[MetaPathFinder] = []
     assert select(package, {}, finders).compiled == () and not finders
+
+
+def test_a_build_removes_extensions_of_modules_it_no_longer_compiles(tmp_path: Path) -> None:
+    package = _package(tmp_path, ["pkg.sub.hot"])
+    (package / "cold.cpython-311-x86_64-linux-gnu.so").write_bytes(b"left by an earlier build")
+    write_manifest(package, ["pkg.sub.hot"])
+    assert sorted(p.name for p in tmp_path.rglob("*.so")) == [
+        "hot.cpython-311-x86_64-linux-gnu.so",
+        "pkg__mypyc.cpython-311-x86_64-linux-gnu.so",
+    ]
 
 
 def test_no_manifest_means_the_sources(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ durable_rules 2.0.28 has defects that matter for clinical use (see docs/engine.m
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -362,7 +363,7 @@ class DurableEvaluator:
         for salt in range(_MAX_SALT):
             if salt:
                 payload["_salt"] = salt
-            code, state_offset = _dre.assert_fact(self._handle, orjson.dumps(payload).decode())
+            code, state_offset = _dre.assert_fact(self._handle, engine_json(payload))
             if code == _OBSERVED:
                 continue  # unique id, so this is a hash collision (#376): retry with a salt
             if code == _HANDLED:
@@ -375,6 +376,33 @@ class DurableEvaluator:
         if self._handle is not None:
             _dre.delete_ruleset(self._handle)
             self._handle = None
+
+
+# A number written with an exponent but no decimal point ("2e-29", "1e+30"), as orjson writes very small and very
+# large floats: durable_rules' JSON parser rejects it (error 204) and the evaluation would fail. This finds it,
+# or a string that merely looks like one (then the slow path below changes nothing).
+_BARE_EXPONENT = re.compile(r"\de[-+]?\d")
+
+
+def engine_json(payload: dict[str, Any]) -> str:
+    """A fact as JSON durable_rules parses: every number it holds keeps its value, written with a decimal point
+    before any exponent ("2.0e-29"), which the engine's parser reads correctly."""
+    text = orjson.dumps(payload).decode()
+    if _BARE_EXPONENT.search(text) is None:
+        return text
+    return _json_value(payload)
+
+
+def _json_value(value: Any) -> str:
+    if type(value) is float:
+        text = orjson.dumps(value).decode()
+        mantissa, e, exponent = text.partition("e")
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{orjson.dumps(str(k)).decode()}:{_json_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json_value(v) for v in value) + "]"
+    return orjson.dumps(value).decode()
 
 
 def _sid_pool(size: int) -> list[str]:

@@ -13,23 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-
-class ProductStrength(BaseModel):
-    """What one unit of the product holds, from the RxNorm product table or Medication.ingredient."""
-
-    model_config = ConfigDict(frozen=True)
-    mg_per_unit: float  # mg per tablet/capsule/patch, or per mL when per_ml is True
-    per_ml: bool = False  # True for solutions (strength is mg/mL)
-
-
-class DoseEstimate(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    mg_per_day: float | None  # None = unknown. NEVER 0 for "unknown".
-    derivation: str  # short human-readable account of the path that produced the number
-    as_needed: bool = False  # PRN dosing: mg_per_day stays None
-    problems: tuple[str, ...] = ()
+from cds.fhir.dose_models import DoseEstimate as DoseEstimate
+from cds.fhir.dose_models import ProductStrength as ProductStrength
 
 
 class _Unusable(Exception):
@@ -464,6 +449,6 @@ def daily_dose(dosage: Mapping[str, Any], strength: ProductStrength | None = Non
     return _guarded(lambda notes: _daily_dose(dosage, strength, notes))
 
 
-def parse_dose_text(text: str, strength: ProductStrength | None = None) -> DoseEstimate:
+def parse_dose_text(text: Any, strength: ProductStrength | None = None) -> DoseEstimate:
     """mg/day from free-text directions such as "take 1 tablet by mouth twice daily". Never raises."""
     return _guarded(lambda notes: _from_text(text, "text", strength, None, notes))

@@ -157,7 +157,7 @@ class RecordReader:
                     proc = self._procedure(res, ref, issues)
                     if proc is not None:
                         procedures.append(proc)
-            except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
                 # A resource whose shape defeats the tolerant readers: report it, keep the rest.
                 issues.append(DataIssue(kind="invalid_resource", ref=ref, message=f"could not be read ({exc})"))
         return _record(

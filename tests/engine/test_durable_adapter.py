@@ -9,7 +9,7 @@ import durable_rules_engine
 import pytest
 
 from cds.engine.base import StageRules
-from cds.engine.durable import _ID, DurableEvaluator, _sid_pool, fnv1a_32
+from cds.engine.durable import _ID, DurableEvaluator, _sid_pool, engine_json, fnv1a_32
 from cds.engine.ir import Module
 from cds.engine.reference import ReferenceEvaluator
 from cds.errors import EngineError
@@ -256,3 +256,25 @@ def test_facts_no_pattern_can_match_are_not_asserted(monkeypatch: pytest.MonkeyP
     assert evaluator.run(facts).activations == ReferenceEvaluator(rules).run(facts).activations
     # rules fired, so no sentinel was needed (see test_sessions_where_no_rule_completes_are_deleted_safely)
     assert sorted(p[_ID] for p in payloads) == ["trial-1", "trial-2", "v1", "v2", "v5"]
+
+
+def test_numbers_written_with_a_bare_exponent_reach_the_engine() -> None:
+    """durable_rules' parser rejects "2e-29" and "1e+30" (error 204), which is how orjson writes very small and very
+    large floats: a mutated record's dose of 2e-29 mg failed the whole evaluation. Each value keeps its meaning."""
+    rule = {
+        "id": "big",
+        "when": [{"bind": "a", "type": "a", "all": [{"field": "v", "op": ">", "value": 0.5}]}],
+        "derive": {"type": "b"},
+    }
+    values = [2e-29, 1e30, -1e30, 1e-7, 1.5e-29, 0.75, 3]
+    facts = [{"type": "a", "id": f"x{i}e5", "v": v} for i, v in enumerate(values)]  # ids like exponents, too
+    rules = stage(rule)
+    assert DurableEvaluator(rules).run(facts).activations == ReferenceEvaluator(rules).run(facts).activations
+    assert len(ReferenceEvaluator(rules).run(facts).activations) == 3
+
+
+def test_engine_json_keeps_every_value() -> None:
+    payload = {"v": 2e-29, "w": [1e30, "2e5", {"x": -1e-7}], "s": "3e+5 and 1e30", "n": None, "i": 10, "t": True}
+    assert json.loads(engine_json(payload)) == payload
+    assert '"v":2.0e-29' in engine_json(payload) and '"s":"3e+5 and 1e30"' in engine_json(payload)
+    assert engine_json({"a": 1.5, "b": "x"}) == '{"a":1.5,"b":"x"}'

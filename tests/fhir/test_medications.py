@@ -181,3 +181,20 @@ def test_a_medication_resource_without_medication_is_reported(reference: Evaluat
     facts = reference.facts(bundle(bare), NOW)
     assert [(i.kind, i.message) for i in facts.issues] == [("invalid_resource", "names no medication (medication[x])")]
     assert [u.key for u in facts.record.unidentified] == ["MedicationStatement/m"]
+
+
+def test_a_days_supply_too_large_for_a_date_is_an_invalid_resource(reference: Evaluator) -> None:
+    """Found by the mutation test (tests/mutation.py): the end date overflowed and the whole evaluation failed."""
+    res = {
+        "resourceType": "MedicationDispense",
+        "id": "d",
+        "status": "completed",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "312938"}]},
+        "quantity": {"value": 45, "unit": "tablet"},
+        "daysSupply": {"value": 10**30},
+        "whenHandedOver": "2025-01-01",
+    }
+    f = reference.facts(bundle(res, statement("s", "36437", "2025-01-01", "2025-03-01", mg=100)), NOW)
+    assert [e.ingredient for e in f.record.exposures] == ["sertraline"]  # the rest of the record is read
+    [issue] = f.record.issues
+    assert issue.kind == "invalid_resource" and issue.ref == "MedicationDispense/d"
