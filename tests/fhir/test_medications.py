@@ -67,17 +67,21 @@ def test_contained_medication_reference(reference: Evaluator) -> None:
     assert e.ingredient == "escitalopram" and e.open_ended and e.end == NOW
 
 
-def test_dispense_dose_from_quantity_and_days_supply(reference: Evaluator) -> None:
-    res = {
+def dispense(days_supply: object) -> dict[str, Any]:
+    """45 sertraline 50 mg tablets handed over on 2025-01-01."""
+    return {
         "resourceType": "MedicationDispense",
         "id": "d",
         "status": "completed",
         "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "312938"}]},
         "quantity": {"value": 45, "unit": "tablet"},
-        "daysSupply": {"value": 30},
+        "daysSupply": {"value": days_supply},
         "whenHandedOver": "2025-01-01",
     }
-    [e] = exposures(reference, res)
+
+
+def test_dispense_dose_from_quantity_and_days_supply(reference: Evaluator) -> None:
+    [e] = exposures(reference, dispense(30))
     assert e.daily_dose_mg == 150 and e.end is not None and e.end.isoformat() == "2025-01-30"
 
 
@@ -185,16 +189,7 @@ def test_a_medication_resource_without_medication_is_reported(reference: Evaluat
 
 def test_a_days_supply_too_large_for_a_date_is_an_invalid_resource(reference: Evaluator) -> None:
     """Found by the mutation test (tests/mutation.py): the end date overflowed and the whole evaluation failed."""
-    res = {
-        "resourceType": "MedicationDispense",
-        "id": "d",
-        "status": "completed",
-        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": "312938"}]},
-        "quantity": {"value": 45, "unit": "tablet"},
-        "daysSupply": {"value": 10**30},
-        "whenHandedOver": "2025-01-01",
-    }
-    f = reference.facts(bundle(res, statement("s", "36437", "2025-01-01", "2025-03-01", mg=100)), NOW)
+    f = reference.facts(bundle(dispense(10**30), statement("s", "36437", "2025-01-01", "2025-03-01", mg=100)), NOW)
     assert [e.ingredient for e in f.record.exposures] == ["sertraline"]  # the rest of the record is read
     [issue] = f.record.issues
     assert issue.kind == "invalid_resource" and issue.ref == "MedicationDispense/d"
