@@ -49,9 +49,16 @@ COMPILED = [
 ]
 
 
+# The setup commands that build extensions. The others (egg_info, dist_info: pip asks for metadata two or three
+# times per install) skip the half minute mypyc spends type-checking and generating C, and leave the manifest alone.
+_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install", "bdist"}
+
+
 def _ext_modules() -> list[object]:
     from cds._build import write_manifest
 
+    if not _BUILDS.intersection(sys.argv[1:]):
+        return []
     if os.environ.get("CDS_PURE_PYTHON"):
         write_manifest(ROOT / "cds", [])
         return []
