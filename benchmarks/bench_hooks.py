@@ -85,6 +85,7 @@ KEYS = {
     "MedicationStatement": "medicationStatements",
     "MedicationRequest": "medicationRequests",
     "MedicationDispense": "medicationDispenses",
+    "MedicationAdministration": "medicationAdministrations",
     "Observation": "observations",
     "Condition": "conditions",
     "AllergyIntolerance": "allergies",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,57 @@ def _request(spec: dict[str, Any], rid: str) -> dict[str, Any]:
     return res
 
 
+_AMOUNT = re.compile(r"^\s*(?P<mg>\d+(?:\.\d+)?)\s*mg\s*$", re.IGNORECASE)
+
+
+def _administrations(spec: dict[str, Any], rid: str) -> list[dict[str, Any]]:
+    """MedicationAdministrations: one on `date`, or `times_per_day` every `every_days` days from `start` to `end`
+    (both included); ids `<rid>`, or `<rid>-<n>` for a series."""
+    if spec.get("date") is not None:
+        if spec.get("start") is not None or spec.get("end") is not None:
+            raise CaseError("give either date or start and end")
+        days = [_as_date(spec["date"], "date")]
+    else:
+        first, last = _as_date(spec["start"], "start"), _as_date(spec["end"], "end")
+        step = int(spec.get("every_days", 1))
+        if step < 1 or last < first:
+            raise CaseError("start must not be after end, and every_days must be 1 or more")
+        days = [first + timedelta(days=n) for n in range(0, (last - first).days + 1, step)]
+    per_day = int(spec.get("times_per_day", 1))
+    if not 1 <= per_day <= 24:
+        raise CaseError("times_per_day must be 1 to 24")
+    dosage: dict[str, Any] | None = None
+    if spec.get("dose") is not None:
+        m = _AMOUNT.match(str(spec["dose"]))
+        if not m:
+            raise CaseError(f"dose {spec['dose']!r}: write '<number> mg', the amount given each time")
+        dosage = {"dose": {"value": float(m["mg"]), "unit": "mg", "system": SYSTEMS["ucum"], "code": "mg"}}
+    out: list[dict[str, Any]] = []
+    for day in days:
+        for k in range(per_day):
+            res: dict[str, Any] = {
+                "resourceType": "MedicationAdministration",
+                "id": rid if len(days) * per_day == 1 else f"{rid}-{len(out) + 1}",
+                "status": spec.get("status", "completed"),
+                "medicationCodeableConcept": concept(spec["code"]),
+                "subject": {"reference": f"Patient/{PATIENT_ID}"},
+                "effectiveDateTime": f"{day.isoformat()}T{8 + k * (16 // per_day):02d}:00:00Z",
+            }
+            if dosage is not None:
+                res["dosage"] = dosage
+            out.append(res)
+    return out
+
+
+def _as_date(value: Any, key: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise CaseError(f"{key} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
 def _score(spec: dict[str, Any], rid: str, code: str | None = None) -> dict[str, Any]:
     value = spec.get("score", spec.get("value"))
     res: dict[str, Any] = {
@@ -252,16 +303,23 @@ def _allergy(spec: dict[str, Any], rid: str) -> dict[str, Any]:
 _SHORTHAND_KEYS: dict[str, set[str]] = {
     "medication_statement": {"id", "code", "dose", "dose_text", "start", "end", "status", "status_reason"},
     "medication_request": {"id", "code", "dose", "dose_text", "start", "end", "status", "status_reason", "intent"},
+    "medication_administration": {"id", "code", "dose", "date", "start", "end", "times_per_day", "every_days"}
+    | {"status"},
     "phq9": {"id", "date", "score", "status"},
     "score": {"id", "code", "date", "score", "value", "status"},
     "condition": {"id", "code", "onset", "abatement", "recorded", "status", "verification"},
     "allergy": {"id", "code", "type", "onset", "note"},
     "patient": {"id", "birth_date", "gender"},
 }
-_ALIASES = {"statement": "medication_statement", "request": "medication_request"}
+_ALIASES = {
+    "statement": "medication_statement",
+    "request": "medication_request",
+    "administration": "medication_administration",
+}
 _PREFIX = {
     "medication_statement": "ms",
     "medication_request": "mr",
+    "medication_administration": "ma",
     "phq9": "obs",
     "score": "obs",
     "condition": "cond",
@@ -314,6 +372,8 @@ def expand_resources(items: Sequence[Any]) -> list[dict[str, Any]]:
                 out.append(_statement(spec, rid))
             elif kind == "medication_request":
                 out.append(_request(spec, rid))
+            elif kind == "medication_administration":
+                out += _administrations(spec, rid)
             elif kind == "phq9":
                 out.append(_score(spec, rid, "loinc#44261-6 PHQ-9 total score"))
             elif kind == "score":

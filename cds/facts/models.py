@@ -9,7 +9,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-ExposureKind = Literal["statement", "request", "dispense"]
+ExposureKind = Literal["statement", "request", "dispense", "administration"]
 IssueKind = Literal[
     "invalid_resource",
     "implausible_dose",

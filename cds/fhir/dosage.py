@@ -449,6 +449,25 @@ def daily_dose(dosage: Mapping[str, Any], strength: ProductStrength | None = Non
     return _guarded(lambda notes: _daily_dose(dosage, strength, notes))
 
 
+def administered_mg(dosage: Any, strength: ProductStrength | None = None) -> tuple[float | None, str]:
+    """(mg, account) given in one administration: MedicationAdministration.dosage.dose. When mg is None the
+    account says why. A rate without a dose (an infusion) gives no amount: its duration is not part of the
+    dosage. Never raises."""
+    try:
+        if not isinstance(dosage, Mapping):
+            return None, "no dosage recorded" if dosage is None else "dosage is not a JSON object"
+        if dosage.get("dose") is None:
+            rated = any(k.startswith("rate") for k in dosage)
+            return None, "an infusion rate without the amount given" if rated else "no dose recorded (dosage.dose)"
+        notes: list[str] = []
+        given = _quantity_mg(dosage["dose"], "dose", strength, notes)
+        if given is None:
+            return None, "; ".join(notes)
+        return given
+    except Exception as exc:  # last-resort guard, as for daily_dose
+        return None, f"internal error on malformed input ({type(exc).__name__})"
+
+
 def parse_dose_text(text: Any, strength: ProductStrength | None = None) -> DoseEstimate:
     """mg/day from free-text directions such as "take 1 tablet by mouth twice daily". Never raises."""
     return _guarded(lambda notes: _from_text(text, "text", strength, None, notes))

@@ -1,5 +1,9 @@
 """Recognise medications (RxNorm ingredient or product code, ATC, or name) and turn MedicationStatement,
-MedicationRequest and MedicationDispense resources into typed MedicationExposure facts."""
+MedicationRequest, MedicationDispense and MedicationAdministration resources into typed MedicationExposure facts.
+
+An administration is one dose given at one time (an inpatient dose, an esketamine session, an infusion), not a
+course: the administrations of one ingredient on one day become one exposure whose daily dose is their sum,
+known only when every one of them gives its amount; consecutive days then join into trials as any exposures do."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from cds.facts.models import DataIssue, MedicationExposure, UnidentifiedMedication, validator
-from cds.fhir.dosage import DoseEstimate, ProductStrength, daily_dose
+from cds.fhir.dosage import DoseEstimate, ProductStrength, administered_mg, daily_dose
 from cds.fhir.elements import (
     as_list,
     as_number,
@@ -57,7 +61,15 @@ _SKIP_REQUEST = {"entered-in-error", "cancelled", "draft"}
 _REQUEST_INTENTS_TAKEN = {"order", "original-order", "reflex-order", "filler-order", "instance-order", None}
 _OPEN_STATUSES = {"active", "on-hold"}
 _DISPENSE_TAKEN = {"completed", None}
-_KINDS = {"MedicationStatement": "statement", "MedicationRequest": "request"}
+# An administration that was given, at least in part ("stopped": halted before it was complete). "not-done",
+# "on-hold", "entered-in-error" and "unknown" are not counted, as a dispense whose status is not "completed" is not.
+_ADMINISTERED = {"completed", "in-progress", "stopped", None}
+_KINDS = {
+    "MedicationStatement": "statement",
+    "MedicationRequest": "request",
+    "MedicationDispense": "dispense",
+    "MedicationAdministration": "administration",
+}
 _NAMING_SYSTEMS = RXNORM_SYSTEMS | ATC_SYSTEMS  # a code in these names a drug even when the catalog lacks it
 _exposure = validator(MedicationExposure)  # MedicationExposure(**fields), validated, cheaper (models.validator)
 _new_unidentified = validator(UnidentifiedMedication)
@@ -71,6 +83,23 @@ class Component:
     formulation: str
     salt: str | None
     how: str
+
+
+@dataclass(frozen=True)
+class _Given:
+    """One ingredient of one MedicationAdministration: the amount given (mg, after any salt conversion; None =
+    unknown) and what the exposure made of it needs from its resource."""
+
+    ref: str
+    comp: Component
+    mg: float | None
+    account: str
+    text: str
+    evidence: tuple[str, ...]
+    status: str | None
+    adverse: bool
+    reason_text: str | None
+    indication_text: str | None
 
 
 @dataclass
@@ -257,6 +286,8 @@ class ExposureBuilder:
         self.factor = knowledge.config["implausible_dose_factor"]
         self.future_limit = now + timedelta(days=knowledge.config["future_tolerance_days"])
         self.unidentified: list[UnidentifiedMedication] = []
+        # The dated administrations of one day, by (ingredient, formulation, day): summed by administrations().
+        self._given: dict[tuple[str, str, date], list[_Given]] = {}
 
     def build(self, resource: Resource, ref: str, issues: list[DataIssue]) -> list[MedicationExposure]:
         rtype = resource["resourceType"]
@@ -274,6 +305,8 @@ class ExposureBuilder:
             return []
         if rtype == "MedicationDispense" and status not in _DISPENSE_TAKEN:
             return []
+        if rtype == "MedicationAdministration" and status not in _ADMINISTERED:
+            return []
         if "medicationCodeableConcept" not in resource and "medicationReference" not in resource:
             issues.append(DataIssue(kind="invalid_resource", ref=ref, message="names no medication (medication[x])"))
         resolved = self.resolver.resolve(resource, issues, ref)
@@ -281,6 +314,9 @@ class ExposureBuilder:
             if not resolved.named and not proposed:
                 self._unidentified(rtype, resource, status, ref, resolved.key, issues)
             return []
+        adverse, reason_text, indication_text = self._reasons(resource)
+        if rtype == "MedicationAdministration":
+            return self._administration(resource, status, ref, issues, resolved, adverse, reason_text, indication_text)
         estimates = [self._dose(rtype, resource, comp) for comp in resolved.components]
         start: date | None
         end: date | None
@@ -290,47 +326,15 @@ class ExposureBuilder:
             start, end, end_estimated, open_ended = self._dates(
                 rtype, resource, status, ref, issues, self._units_per_day(estimates[0], resolved.components[0])
             )
-        reason_texts: list[str] = []
-        adverse = False
-        if "statusReason" in resource or "statusReasonCodeableConcept" in resource:  # most resources have neither
-            reason_concepts = [
-                *as_list(resource.get("statusReason")),
-                resource.get("statusReasonCodeableConcept"),
-            ]
-            reason_codes = [c for cc in reason_concepts for _, c, _ in codings(cc)]
-            reason_texts = [t for cc in reason_concepts for t in concept_texts(cc)]
-            adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(
-                reason_codes, reason_texts
-            )
-        indications = resource.get("reasonCode")
-        indication = [t for cc in as_list(indications) for t in concept_texts(cc)] if indications else []
         out = []
         for comp, estimate in zip(resolved.components, estimates, strict=True):
-            dose = estimate.mg_per_day
-            derivation = estimate.derivation
-            if dose is not None and comp.salt:
-                eq = next((s for s in comp.drug.salt_equivalence if s.salt == comp.salt), None)
-                if eq is not None:
-                    dose = round(dose * eq.factor, 3)
-                    derivation += f"; {comp.salt} salt x {eq.factor} ({eq.source}, {eq.confidence})"
-            label_max = comp.drug.max_dose(comp.formulation)
-            if dose is not None and label_max is not None and dose > label_max.value * self.factor:
-                issues.append(
-                    DataIssue(
-                        kind="implausible_dose",
-                        ref=ref,
-                        message=(
-                            f"{comp.drug.ingredient} {_fmt(dose)} mg/day is more than {_fmt(self.factor)}x the "
-                            f"labelled maximum of {_fmt(label_max.value)} mg/day; dose treated as unknown"
-                        ),
-                    )
-                )
-                dose, derivation = None, f"implausible dose ignored ({derivation})"
+            dose, derivation = self._salt_adjusted(comp, estimate.mg_per_day, estimate.derivation)
+            dose, derivation = self._plausible(comp, dose, derivation, ref, issues)
             out.append(
                 _exposure(
                     {
                         "ref": ref,
-                        "kind": _KINDS.get(rtype, "dispense"),
+                        "kind": _KINDS[rtype],
                         "ingredient": comp.drug.ingredient,
                         "role": comp.drug.role,
                         "drug_class": comp.drug.drug_class,
@@ -345,13 +349,164 @@ class ExposureBuilder:
                         "daily_dose_mg": dose,
                         "dose_derivation": f"{derivation} [{comp.how}]",
                         "stopped_for_adverse_effect": adverse,
-                        "reason_text": "; ".join(reason_texts) or None,
-                        "indication_text": "; ".join(indication) or None,
+                        "reason_text": reason_text,
+                        "indication_text": indication_text,
                         "evidence": (ref, *resolved.evidence),
                     }
                 )
             )
         return out
+
+    def _reasons(self, resource: Resource) -> tuple[bool, str | None, str | None]:
+        """(stopped for an adverse effect, status reason text, indication text) of a medication resource."""
+        reason_texts: list[str] = []
+        adverse = False
+        if "statusReason" in resource or "statusReasonCodeableConcept" in resource:  # most resources have neither
+            reason_concepts = [
+                *as_list(resource.get("statusReason")),
+                resource.get("statusReasonCodeableConcept"),
+            ]
+            reason_codes = [c for cc in reason_concepts for _, c, _ in codings(cc)]
+            reason_texts = [t for cc in reason_concepts for t in concept_texts(cc)]
+            adverse = bool(reason_codes or reason_texts) and self.knowledge.intolerance.matches(
+                reason_codes, reason_texts
+            )
+        indications = resource.get("reasonCode")
+        indication = [t for cc in as_list(indications) for t in concept_texts(cc)] if indications else []
+        return adverse, "; ".join(reason_texts) or None, "; ".join(indication) or None
+
+    def _salt_adjusted(self, comp: Component, dose: float | None, derivation: str) -> tuple[float | None, str]:
+        """A dose of a salt (e.g. desvenlafaxine succinate) as the base the dose table is written in."""
+        if dose is not None and comp.salt:
+            eq = next((s for s in comp.drug.salt_equivalence if s.salt == comp.salt), None)
+            if eq is not None:
+                salt = f"{comp.salt} salt x {eq.factor} ({eq.source}, {eq.confidence})"
+                return round(dose * eq.factor, 3), f"{derivation}; {salt}"
+        return dose, derivation
+
+    def _plausible(
+        self, comp: Component, dose: float | None, derivation: str, ref: str, issues: list[DataIssue]
+    ) -> tuple[float | None, str]:
+        """A daily dose above the configured multiple of the labelled maximum is reported and treated as unknown."""
+        label_max = comp.drug.max_dose(comp.formulation)
+        if dose is not None and label_max is not None and dose > label_max.value * self.factor:
+            issues.append(
+                DataIssue(
+                    kind="implausible_dose",
+                    ref=ref,
+                    message=(
+                        f"{comp.drug.ingredient} {_fmt(dose)} mg/day is more than {_fmt(self.factor)}x the "
+                        f"labelled maximum of {_fmt(label_max.value)} mg/day; dose treated as unknown"
+                    ),
+                )
+            )
+            return None, f"implausible dose ignored ({derivation})"
+        return dose, derivation
+
+    # -- administrations --------------------------------------------------------------------------
+    def _administration(
+        self,
+        resource: Resource,
+        status: str | None,
+        ref: str,
+        issues: list[DataIssue],
+        resolved: Resolved,
+        adverse: bool,
+        reason_text: str | None,
+        indication_text: str | None,
+    ) -> list[MedicationExposure]:
+        """A dated administration within one day is kept for administrations(), which sums each day's. One over
+        several days, or undated, is an exposure of its own whose daily amount is unknown (a transdermal
+        system's delivery rate excepted)."""
+        before = len(issues)
+        start, end, _, _ = self._dates("MedicationAdministration", resource, status, ref, issues)
+        if any(i.kind == "future_date" for i in issues[before:]):
+            return []
+        out = []
+        for comp in resolved.components:
+            if comp.rate_mg_per_day is not None:
+                mg, account = comp.rate_mg_per_day, "transdermal system delivery rate"
+            elif status == "stopped":
+                mg, account = None, "stopped before it was complete: the amount given is not known"
+            else:
+                mg, account = administered_mg(resource.get("dosage"), comp.strength)
+            mg, account = self._salt_adjusted(comp, mg, account)
+            given = _Given(
+                ref=ref,
+                comp=comp,
+                mg=mg,
+                account=account,
+                text=resolved.text or comp.drug.ingredient,
+                evidence=(ref, *resolved.evidence),
+                status=status,
+                adverse=adverse,
+                reason_text=reason_text,
+                indication_text=indication_text,
+            )
+            if start is not None and end == start:
+                self._given.setdefault((comp.drug.ingredient, comp.formulation, start), []).append(given)
+                continue
+            if comp.rate_mg_per_day is None:
+                where = "undated" if start is None else f"given over {start} to {end or 'an unknown end'}"
+                mg, account = None, f"{where}: the amount per day is not known"
+            out.append(self._given_exposure([given], start, end, mg, account, issues))
+        return out
+
+    def administrations(self, issues: list[DataIssue]) -> list[MedicationExposure]:
+        """One exposure per ingredient, formulation and day of the dated administrations read so far: the day's
+        amounts summed when every administration gives its amount, else unknown."""
+        out = []
+        for (_, _, day), given in sorted(self._given.items()):
+            doses = [g.mg for g in given]
+            if all(d is not None for d in doses):
+                total: float | None = round(sum(d for d in doses if d is not None), 3)
+                account = f"{len(given)} administration(s) on {day}: " + " + ".join(g.account for g in given)
+            else:
+                unknown = [g for g in given if g.mg is None]
+                total = None
+                account = f"{len(unknown)} of {len(given)} administration(s) on {day} without the amount given: " + (
+                    "; ".join(f"{g.ref}: {g.account}" for g in unknown)
+                )
+            out.append(self._given_exposure(given, day, day, total, account, issues))
+        self._given.clear()
+        return out
+
+    def _given_exposure(
+        self,
+        given: list[_Given],
+        start: date | None,
+        end: date | None,
+        dose: float | None,
+        derivation: str,
+        issues: list[DataIssue],
+    ) -> MedicationExposure:
+        first = given[0]
+        comp = first.comp
+        dose, derivation = self._plausible(comp, dose, derivation, first.ref, issues)
+        return _exposure(
+            {
+                "ref": first.ref,
+                "kind": "administration",
+                "ingredient": comp.drug.ingredient,
+                "role": comp.drug.role,
+                "drug_class": comp.drug.drug_class,
+                "formulation": comp.formulation,
+                "medication_text": first.text,
+                "start": start,
+                "end": end,
+                "end_is_estimate": False,
+                "open_ended": False,
+                "proposed": False,
+                "status": first.status,
+                "daily_dose_mg": dose,
+                "dose_derivation": f"{derivation} [{comp.how}]",
+                "stopped_for_adverse_effect": any(g.adverse for g in given),
+                "reason_text": "; ".join(dict.fromkeys(g.reason_text for g in given if g.reason_text)) or None,
+                "indication_text": "; ".join(dict.fromkeys(g.indication_text for g in given if g.indication_text))
+                or None,
+                "evidence": tuple(dict.fromkeys(ref for g in given for ref in g.evidence)),
+            }
+        )
 
     def _unidentified(
         self, rtype: str, resource: Resource, status: str | None, ref: str, key: str, issues: list[DataIssue]
@@ -448,6 +603,12 @@ class ExposureBuilder:
             start, end = period_bounds(resource.get("effectivePeriod"))
             if start is None and end is None:
                 start = parse_date(resource.get("effectiveDateTime"))
+        elif rtype == "MedicationAdministration":
+            start, end = period_bounds(resource.get("effectivePeriod"))
+            if start is None and end is None:
+                start = end = parse_date(resource.get("effectiveDateTime"))
+            elif end is None:  # an administration still running, or whose end was not recorded: its first day
+                end, estimated = start, True
         elif rtype == "MedicationRequest":
             start, end = self._request_bounds(resource)
             if start is None:

@@ -42,7 +42,7 @@ from cds.knowledge.cache import per_knowledge
 from cds.knowledge.models import Instrument, OtherObservation
 from cds.knowledge.observations import Analyte
 
-_MEDICATION_TYPES = {"MedicationStatement", "MedicationRequest", "MedicationDispense"}
+_MEDICATION_TYPES = {"MedicationStatement", "MedicationRequest", "MedicationDispense", "MedicationAdministration"}
 _OBSERVATION_OK = {"final", "amended", "corrected", None}
 _NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
 _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
@@ -160,6 +160,7 @@ class RecordReader:
             except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:
                 # A resource whose shape defeats the tolerant readers: report it, keep the rest.
                 issues.append(DataIssue(kind="invalid_resource", ref=ref, message=f"could not be read ({exc})"))
+        exposures += meds.administrations(issues)  # each day's administrations, once all resources are read
         return _record(
             {
                 "patient_ref": patient_ref,

@@ -16,17 +16,21 @@ RECORD_PREFETCH: dict[str, str] = {
     "medicationStatements": f"MedicationStatement?patient={PATIENT}",
     "medicationRequests": f"MedicationRequest?patient={PATIENT}",
     "medicationDispenses": f"MedicationDispense?patient={PATIENT}",
+    "medicationAdministrations": f"MedicationAdministration?patient={PATIENT}",
     "observations": f"Observation?patient={PATIENT}",
     "conditions": f"Condition?patient={PATIENT}",
     "allergies": f"AllergyIntolerance?patient={PATIENT}",
 }
-# Without these the review could be wrong rather than incomplete: if they cannot be obtained -> 412.
+# Without these the review could be wrong rather than incomplete: if they cannot be obtained -> 412. Administrations
+# (inpatient doses, esketamine sessions) are optional: many servers do not offer the search, and a record without
+# them is incomplete, which the response reports.
 RECORD_REQUIRED = frozenset(
     {"patient", "medicationStatements", "medicationRequests", "medicationDispenses", "observations", "conditions"}
 )
 USAGE = (
     "FHIR R4 resources. Needs the patient's medication history (MedicationStatement, MedicationRequest, "
-    "MedicationDispense), Observations (rating-scale scores, labs), Conditions and AllergyIntolerances, "
+    "MedicationDispense; MedicationAdministration if available), Observations (rating-scale scores, labs), "
+    "Conditions and AllergyIntolerances, "
     "through prefetch or a fhirServer with fhirAuthorization (patient/*.read or user/*.read). "
     "Hook versions: patient-view 1.0, order-select 1.0, order-sign 1.1."
 )

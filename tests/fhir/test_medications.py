@@ -1,4 +1,4 @@
-"""Recognising medications and reading exposures from MedicationStatement, -Request and -Dispense."""
+"""Recognising medications and reading exposures from MedicationStatement, -Request, -Dispense and -Administration."""
 
 from __future__ import annotations
 
@@ -193,3 +193,103 @@ def test_a_days_supply_too_large_for_a_date_is_an_invalid_resource(reference: Ev
     assert [e.ingredient for e in f.record.exposures] == ["sertraline"]  # the rest of the record is read
     [issue] = f.record.issues
     assert issue.kind == "invalid_resource" and issue.ref == "MedicationDispense/d"
+
+
+def administration(
+    rid: str, when: object, mg: float | None = None, *, code: str = "36437", **extra: Any
+) -> dict[str, Any]:
+    """A MedicationAdministration; `when` is an effectiveDateTime, or a dict for an effectivePeriod."""
+    res: dict[str, Any] = {
+        "resourceType": "MedicationAdministration",
+        "id": rid,
+        "status": "completed",
+        "medicationCodeableConcept": {"coding": [{"system": RXNORM, "code": code}]},
+        "subject": {"reference": "Patient/p1"},
+        **({"effectivePeriod": when} if isinstance(when, dict) else {"effectiveDateTime": when}),
+    }
+    if mg is not None:
+        res["dosage"] = {"dose": {"value": mg, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}}
+    return res | extra
+
+
+def test_a_days_administrations_are_one_exposure_with_their_sum(reference: Evaluator) -> None:
+    found = exposures(
+        reference,
+        administration("a1", "2025-03-01T08:00:00Z", 50),
+        administration("a2", "2025-03-01T20:00:00+01:00", 50),
+        administration("a3", "2025-03-02T08:00:00Z", 50),
+    )
+    assert [(e.kind, e.start.isoformat() if e.start else None, e.daily_dose_mg) for e in found] == [
+        ("administration", "2025-03-01", 100.0),
+        ("administration", "2025-03-02", 50.0),
+    ]
+    first = found[0]
+    assert first.end == first.start and not first.end_is_estimate and not first.open_ended
+    assert first.evidence == ("MedicationAdministration/a1", "MedicationAdministration/a2")
+    assert "2 administration(s) on 2025-03-01" in first.dose_derivation
+
+
+def test_one_administration_without_its_amount_makes_the_day_unknown(reference: Evaluator) -> None:
+    [e] = exposures(
+        reference, administration("a1", "2025-03-01T08:00:00Z", 50), administration("a2", "2025-03-01T20:00:00Z")
+    )
+    assert e.daily_dose_mg is None
+    assert "1 of 2 administration(s)" in e.dose_derivation and "MedicationAdministration/a2" in e.dose_derivation
+
+
+def test_administrations_not_given_are_not_exposures(reference: Evaluator) -> None:
+    for status in ("not-done", "on-hold", "entered-in-error", "unknown"):
+        assert exposures(reference, administration("a", "2025-03-01", 50, status=status)) == [], status
+
+
+def test_a_stopped_administration_was_given_in_an_unknown_amount(reference: Evaluator) -> None:
+    [e] = exposures(reference, administration("a", "2025-03-01", 50, status="stopped"))
+    assert e.daily_dose_mg is None and "stopped before it was complete" in e.dose_derivation
+
+
+def test_an_administration_over_several_days_has_no_daily_amount(reference: Evaluator) -> None:
+    period = {"start": "2025-03-01T08:00:00Z", "end": "2025-03-03T08:00:00Z"}
+    [e] = exposures(reference, administration("a", period, 300))
+    assert (e.start.isoformat() if e.start else None, e.end.isoformat() if e.end else None) == (
+        "2025-03-01",
+        "2025-03-03",
+    )
+    assert e.daily_dose_mg is None and "amount per day is not known" in e.dose_derivation
+
+
+def test_an_infusion_rate_without_the_amount_is_unknown(reference: Evaluator) -> None:
+    rate = {"dosage": {"rateQuantity": {"value": 20, "unit": "mg/h", "system": "http://unitsofmeasure.org"}}}
+    [e] = exposures(reference, administration("a", "2025-03-01", **rate))
+    assert e.daily_dose_mg is None and "infusion rate without the amount given" in e.dose_derivation
+
+
+def test_administered_tablets_use_the_product_strength(reference: Evaluator) -> None:
+    res = administration("a", "2025-03-01", code="312938")  # sertraline 100 MG Oral Tablet
+    res["dosage"] = {"dose": {"value": 1.5, "unit": "tablet"}}
+    [e] = exposures(reference, res)
+    assert e.daily_dose_mg == 150
+
+
+def test_a_future_administration_is_reported_and_not_counted(reference: Evaluator) -> None:
+    f = reference.facts(bundle(administration("a", "2026-06-01", 50)), NOW)
+    assert f.record.exposures == () and [i.kind for i in f.record.issues] == ["future_date"]
+
+
+def test_an_implausible_daily_sum_is_unknown_and_reported(reference: Evaluator) -> None:
+    given = [administration(f"a{i}", f"2025-03-01T{8 + i:02d}:00:00Z", 400) for i in range(6)]
+    f = reference.facts(bundle(*given), NOW)
+    [e] = f.record.exposures
+    assert e.daily_dose_mg is None and [i.kind for i in f.record.issues] == ["implausible_dose"]
+
+
+def test_an_undated_administration_is_an_undated_exposure(reference: Evaluator) -> None:
+    res = administration("a", "2025-03-01", 50)
+    del res["effectiveDateTime"]
+    [e] = exposures(reference, res)
+    assert e.start is None and e.daily_dose_mg is None and "undated" in e.dose_derivation
+
+
+def test_an_administration_that_names_no_drug_is_unidentified(reference: Evaluator) -> None:
+    res = administration("a", "2025-03-01", 50)
+    res["medicationCodeableConcept"] = {"coding": [{"system": "urn:local", "code": "X1"}]}
+    assert unidentified(reference, res) == [("MedicationAdministration/a", "urn:local|X1")]

@@ -167,6 +167,7 @@ PREFETCH_KEYS = {
     "MedicationStatement": "medicationStatements",
     "MedicationRequest": "medicationRequests",
     "MedicationDispense": "medicationDispenses",
+    "MedicationAdministration": "medicationAdministrations",
     "Observation": "observations",
     "Condition": "conditions",
     "AllergyIntolerance": "allergies",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import date, timedelta
 from pathlib import Path
 
 import orjson
@@ -169,3 +170,46 @@ def test_a_cut_short_gzip_file_is_screened_up_to_the_break_and_reported(export_g
     assert "cut short" in warning and "fetch the file again" in warning
     files = {f["name"]: f for f in result.report["input"]["files"]}
     assert files["Observation.ndjson.gz"]["error"] and files["Condition.ndjson.gz"]["error"] is None
+
+
+def test_medication_administrations_are_read_from_the_export(tmp_path: Path) -> None:
+    """A MedicationAdministration.ndjson is screened like any medication file: ten weeks of venlafaxine 75 mg
+    twice a day on a ward is one adequate failed trial, which once a day would not be."""
+    export, out = tmp_path / "export", tmp_path / "out"
+    export.mkdir()
+    venlafaxine = {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "39786"}]}
+    given = [
+        {
+            "resourceType": "MedicationAdministration",
+            "id": f"{pid}-{day}-{t}",
+            "status": "completed",
+            "medicationCodeableConcept": venlafaxine,
+            "subject": {"reference": f"Patient/{pid}"},
+            "effectiveDateTime": f"{date(2025, 3, 17) + timedelta(days=day)}T{8 + 12 * t:02d}:00:00Z",
+            "dosage": {"dose": {"value": 75, "code": "mg"}},
+        }
+        for pid, times in (("p1", 2), ("p2", 1))
+        for day in range(71)
+        for t in range(times)
+    ]
+    scores = [
+        {
+            "resourceType": "Observation",
+            "id": f"{pid}-{when}",
+            "status": "final",
+            "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+            "effectiveDateTime": when,
+            "valueInteger": score,
+        }
+        for pid in ("p1", "p2")
+        for when, score in (("2025-03-10", 17), ("2025-05-26", 16))
+    ]
+    patients = [{"resourceType": "Patient", "id": pid} for pid in ("p1", "p2")]
+    for name, resources in (("MedicationAdministration", given), ("Observation", scores), ("Patient", patients)):
+        (export / f"{name}.ndjson").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in resources))
+    result = screen_local(export, out, NOW, processes=1, progress=False)
+    assert result.complete and result.report is not None and result.report["input"]["unread_resources"] == 0
+    rows = {r["patient_id"]: r for r in pq.read_table(out / "screening.parquet").to_pylist()}
+    assert rows["p1"]["failed_adequate_trials"] == 1 and rows["p2"]["failed_adequate_trials"] == 0
+    assert rows["p1"]["resources"] == 2 * 71 + 3
