@@ -1,6 +1,11 @@
 """Screen a bulk export on one machine: partition by patient on disk, evaluate buckets in a process pool,
 merge the sorted buckets into the table. Resumable (see cds.screen.workdir); memory bounded by one bucket
-per process plus the merge (one row per bucket)."""
+per process plus the merge (one row per bucket).
+
+Each bucket's patients are evaluated in a child forked from the worker (cds.screen.supervise), so a patient
+that kills its process (a crash in the rules engine's C core) gets an error row and the run goes on. The
+journal still records which patient was in progress, for a worker that dies itself (killed, out of memory):
+the next run evaluates that patient alone first (`_isolate`)."""
 
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from cds.screen.output import write_table
 from cds.screen.progress import make_progress
 from cds.screen.row import crash_message, error_row
 from cds.screen.summary import SummaryBuilder
+from cds.screen.supervise import supervised
 from cds.screen.workdir import (
     Manifest,
     WorkDir,
@@ -32,7 +38,7 @@ from cds.screen.workdir import (
     recover_journal,
     started_line,
 )
-from cds.screen.worker import evaluate_patient
+from cds.screen.worker import adopt_inherited, evaluate_patient, evaluator
 
 SUMMARY_NAME = "summary.json"
 
@@ -49,9 +55,14 @@ class ScreenResult:
 _STATE: dict[str, Any] = {}
 
 
-def _init(work_root: str, now: str, counter: Any, limit: int | None, shared: dict[str, bytes]) -> None:
+def _init(work_root: str, now: str, counter: Any, finished: Any, limit: int | None, shared: dict[str, bytes]) -> None:
     _STATE.update(
-        work=WorkDir(Path(work_root).parent), now=date.fromisoformat(now), counter=counter, limit=limit, shared=shared
+        work=WorkDir(Path(work_root).parent),
+        now=date.fromisoformat(now),
+        counter=counter,  # patients this run has taken on (the limit counts them)
+        finished=finished,  # patients this run has a row for (the progress bar shows them)
+        limit=limit,
+        shared=shared,
     )
 
 
@@ -78,18 +89,45 @@ def _screen_bucket(b: int) -> bool:
         return True
     seen, _ = recover_journal(journal)  # a patient in progress at a death was evaluated alone (_isolate) already
     bucket = work.bucket_dir(b)
+    todo: list[tuple[str, list[bytes]]] = []
+    complete = True
+    for pid, lines in read_bucket(bucket) if bucket.exists() else iter(()):
+        if pid in seen:
+            continue
+        if not _reserve():
+            complete = False
+            break
+        todo.append((pid, lines))
+    if todo:
+        _evaluate_supervised(todo, journal)
+    if complete:
+        journal.touch()  # a bucket with no patient left to evaluate still gets its (empty) rows file
+        finish_bucket(journal, done)
+    return complete
+
+
+def _evaluate_supervised(todo: list[tuple[str, list[bytes]]], journal: Path) -> None:
+    """Rows for ``todo``, evaluated in forked children, appended to the journal in order. Before each patient's row
+    the journal names it as started, so that the next run knows which patient this process was on if it dies."""
+    now, shared, finished = _STATE["now"], _STATE["shared"], _STATE["finished"]
+    version = evaluator().knowledge.version  # built here, before the children fork: they inherit it
+
+    def evaluate(pid: str, lines: list[bytes]) -> bytes:
+        return orjson.dumps(evaluate_patient(pid, lines, now, shared))
+
+    def crashed(pid: str, code: int) -> bytes:
+        return orjson.dumps(error_row(pid, crash_message(code), version, now.isoformat()))
+
     with journal.open("ab") as fh:
-        for pid, lines in read_bucket(bucket) if bucket.exists() else iter(()):
-            if pid in seen:
-                continue
-            if not _reserve():
-                return False
-            fh.write(started_line(pid))
-            fh.flush()  # if the process dies now, the next run knows which patient it was evaluating
-            fh.write(orjson.dumps(evaluate_patient(pid, lines, _STATE["now"], _STATE["shared"])) + b"\n")
-            fh.flush()  # the checkpoint: once this line is written the patient is never evaluated again
-    finish_bucket(journal, done)
-    return True
+        fh.write(started_line(todo[0][0]))
+        fh.flush()
+        for i, (_, row) in enumerate(supervised(todo, evaluate, crashed, adopt_inherited), 1):
+            fh.write(row + b"\n")
+            if i < len(todo):
+                fh.write(started_line(todo[i][0]))
+            fh.flush()  # the checkpoint: once a row is written the patient is never evaluated again
+            with finished.get_lock():
+                finished.value += 1
 
 
 def _evaluate_alone(b: int, patient_id: str) -> None:
@@ -183,11 +221,11 @@ def screen_local(
     if fresh:
         work.clear()
     ctx = mp.get_context("fork")
-    counter = ctx.Value("q", 0)
+    counter, finished = ctx.Value("q", 0), ctx.Value("q", 0)
     files = export_files(export_dir)
     # read before the workers fork, which inherit it (a formulary's size; see cds.fhir.bulk.load_shared)
     shared = load_shared(files)
-    init_args = (str(work.root), now.isoformat(), counter, limit, shared)
+    init_args = (str(work.root), now.isoformat(), counter, finished, limit, shared)
     _init(*init_args)
     if files:
         resumed = _resumed(work, _wanted(files, now, buckets))
@@ -206,19 +244,20 @@ def screen_local(
                 complete = True
                 for b in pending:
                     complete = _screen_bucket(b)
-                    bar.update(task, completed=already + counter.value)
+                    bar.update(task, completed=already + finished.value)
                     if not complete:
                         break
             else:
-                # A worker killed by a signal (OOM, an engine crash) breaks the pool: the run stops with
-                # BrokenProcessPool instead of hanging, and the next run resumes from the journals.
+                # A worker killed by a signal (the out-of-memory killer) breaks the pool: the run stops with
+                # BrokenProcessPool instead of hanging, and the next run resumes from the journals. (A patient
+                # that crashes the engine kills only the child evaluating it: see _evaluate_supervised.)
                 futures = {pool.submit(_screen_bucket, b) for b in pending}
                 complete = True
                 while futures:
                     done, futures = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
                     complete = all([f.result() for f in done]) and complete
-                    bar.update(task, completed=already + counter.value)
-            bar.update(task, completed=already + counter.value)
+                    bar.update(task, completed=already + finished.value)
+            bar.update(task, completed=already + finished.value)
     except BrokenProcessPool:
         raise RuntimeError("a screening worker process died; run again to resume from the checkpoint") from None
     finally:

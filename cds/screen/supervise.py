@@ -2,8 +2,8 @@
 a C extension, as durable_rules' core could) costs one error row instead of the whole task.
 
 Used by the Spark reduce side, where a dead Python worker fails the task, Spark retries it, the retry dies on
-the same patient, and the job fails. (The local runner isolates such a patient through its journal instead,
-cds/screen/local.py.)
+the same patient, and the job fails; and by the local runner's workers, whose death would stop the run
+(cds/screen/local.py).
 
 The child writes each row to a pipe as soon as it has it. When the child dies, the patient it was on is the
 one after the last row received: that patient is evaluated once more, alone, in another child (its death may

@@ -14,8 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 from screen_helpers import N_PATIENTS, NOW, read_bytes
 
+from cds.fhir.bulk import bucket_of
 from cds.screen import local, screen_local
-from cds.screen.workdir import WorkDir
+from cds.screen.workdir import WorkDir, started_line
 
 
 def test_stop_after_k_then_resume(export_dir: Path, reference_run: Path, tmp_path: Path) -> None:
@@ -58,28 +59,53 @@ def test_other_inputs_start_afresh(export_dir: Path, export_gz: Path, tmp_path: 
     assert result.complete and result.evaluated_now == N_PATIENTS
 
 
-def test_a_patient_that_crashes_the_engine_gets_an_error_row(
-    export_dir: Path, reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A patient whose evaluation kills the process (as a crash in the rules engine's C core would) stops the
-    run; the next run evaluates that patient alone, sees the process die again, writes an error row for it
-    and screens everyone else."""
-    victim = "syn-3000007"
+VICTIM = "syn-3000007"
+
+
+def _crash_on_victim(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the victim's evaluation kill its process, as a crash in the rules engine's C core would."""
     evaluate = local.evaluate_patient
 
     def crashing(patient_id: str, *args: Any) -> Any:
-        if patient_id == victim:
+        if patient_id == VICTIM:
             os._exit(70)
         return evaluate(patient_id, *args)
 
-    monkeypatch.setattr(local, "evaluate_patient", crashing)  # the forked workers inherit it
-    with pytest.raises(RuntimeError, match="worker process died"):
-        screen_local(export_dir, tmp_path, NOW, processes=2, progress=False)
-    result = screen_local(export_dir, tmp_path, NOW, processes=2, progress=False)
-    assert result.complete and result.patients == N_PATIENTS and result.report is not None
-    assert result.report["not_evaluated"] == {"EngineCrash": 1}
-    rows = pq.read_table(tmp_path / "screening.parquet").to_pylist()
+    monkeypatch.setattr(local, "evaluate_patient", crashing)  # the forked workers and their children inherit it
+
+
+def _check_victim_row(out: Path, reference_run: Path, report: dict[str, Any] | None) -> None:
+    assert report is not None and report["not_evaluated"] == {"EngineCrash": 1}
+    rows = pq.read_table(out / "screening.parquet").to_pylist()
     expected = pq.read_table(reference_run / "screening.parquet").to_pylist()
-    crashed = [r for r in rows if r["patient_id"] == victim]
+    crashed = [r for r in rows if r["patient_id"] == VICTIM]
     assert crashed[0]["evaluated"] is False and "died twice" in crashed[0]["error"]
-    assert [r for r in rows if r["patient_id"] != victim] == [r for r in expected if r["patient_id"] != victim]
+    assert [r for r in rows if r["patient_id"] != VICTIM] == [r for r in expected if r["patient_id"] != VICTIM]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_patient_that_crashes_the_engine_gets_an_error_row_and_the_run_goes_on(
+    processes: int, export_dir: Path, reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The patient is evaluated in a child of the worker: its death costs that child, the patient is tried once
+    more alone, and a second death gives it an error row. The run completes in one go."""
+    _crash_on_victim(monkeypatch)
+    result = screen_local(export_dir, tmp_path, NOW, processes=processes, progress=False)
+    assert result.complete and result.patients == N_PATIENTS and result.evaluated_now == N_PATIENTS
+    _check_victim_row(tmp_path, reference_run, result.report)
+
+
+def test_the_patient_a_dead_worker_was_on_is_evaluated_alone_on_resume(
+    export_dir: Path, reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker that died itself (killed) left the victim as started without a row in its bucket's journal. The
+    next run evaluates it alone before anything else: it dies again there, so it gets the error row."""
+    first = screen_local(export_dir, tmp_path, NOW, processes=1, buckets=3, limit=1, progress=False)
+    assert not first.complete
+    journal = WorkDir(tmp_path).journal(bucket_of(VICTIM, 3))
+    with journal.open("ab") as fh:
+        fh.write(started_line(VICTIM))
+    _crash_on_victim(monkeypatch)
+    result = screen_local(export_dir, tmp_path, NOW, processes=2, buckets=3, progress=False)
+    assert result.complete and result.patients == N_PATIENTS
+    _check_victim_row(tmp_path, reference_run, result.report)
