@@ -1,7 +1,8 @@
 """Facts for the recommend stage (next-step options): the clinical picture in one `care` fact, the current
 trial, one `agent` fact per augmenting or combining agent with why it may be excluded (tried adequately, not
 tolerated, allergy), and one `treatment` fact per neuromodulation or rapid-acting treatment saying whether the
-screen stage found a hard stop. Options are decided by rules/next_steps.yaml; the counts are made here."""
+screen stage found a hard stop and, for esketamine and ketamine, whether it is already under way. Options are
+decided by rules/next_steps.yaml; the counts are made here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 
 from cds.engine.base import StageRules
 from cds.engine.views import Views
-from cds.facts.models import Augmentation, FactSet, Trial
+from cds.facts.models import Augmentation, FactSet, MedicationExposure, Trial
 from cds.findings import Finding
 from cds.knowledge import Knowledge
 from cds.knowledge.cache import per_knowledge
@@ -20,6 +21,7 @@ from cds.knowledge.models import Drug
 _HARD_STOPS = {"esketamine": "contraindication-esketamine", "ketamine": "contraindication-ketamine"}
 _CAUTIONS = {"esketamine": "caution-esketamine", "ect": "caution-ect", "rtms": "caution-rtms"}
 _FAILED = ("nonresponse", "partial_response")
+_DRUG_TREATMENTS = ("esketamine", "ketamine")  # treatments whose use the medication records show
 
 
 def _current_trial(facts: FactSet, knowledge: Knowledge) -> Trial | None:
@@ -167,23 +169,33 @@ def recommend_views(
             {"exclusion": reason or "none", "dose_range": dose_range},
             tuple(r for a in used for r in a.evidence),
         )
+    recent_use = now - timedelta(days=cfg["medication_recent_days"])
     for treatment in ("esketamine", "ketamine", "ect", "rtms"):
         stops = [f for f in screened if f.code == _HARD_STOPS.get(treatment) and f.indicator == "critical"]
         cautions = [f for f in screened if f.code == _CAUTIONS.get(treatment) and f.indicator == "warning"]
-        views.add(
-            {
-                "type": "treatment",
-                "id": f"treatment-{treatment}",
-                "treatment": treatment,
-                "contraindicated": bool(stops),
-                "cautions": len(cautions),
-            },
-            {
-                "reasons": "; ".join(f.summary for f in stops) or "none",
-                "caution_list": "; ".join(f.summary for f in cautions) or "none",
-            },
-            tuple(r for f in stops + cautions for r in f.evidence),
-        )
+        fact: dict[str, object] = {
+            "type": "treatment",
+            "id": f"treatment-{treatment}",
+            "treatment": treatment,
+            "contraindicated": bool(stops),
+            "cautions": len(cautions),
+        }
+        display = {
+            "reasons": "; ".join(f.summary for f in stops) or "none",
+            "caution_list": "; ".join(f.summary for f in cautions) or "none",
+        }
+        evidence = [r for f in stops + cautions for r in f.evidence]
+        if treatment in _DRUG_TREATMENTS:
+            uses = [
+                e
+                for e in record.exposures
+                if e.ingredient == treatment and not e.proposed and e.start is not None and e.start <= now
+            ]
+            lately = [e for e in uses if e.open_ended or e.end is None or e.end >= recent_use]
+            fact["in_use"] = bool(lately)
+            display["use_label"] = _use_label(uses) if lately else "not in use"
+            evidence += [r for e in lately for r in e.evidence]
+        views.add(fact, display, tuple(evidence))
 
 
 def agent_scope(rules: StageRules) -> frozenset[str] | None:
@@ -215,6 +227,15 @@ def _agents(knowledge: Knowledge) -> tuple[tuple[Drug, str], ...]:
         rng = drug.usual_range_mg
         agents.append((drug, _dose_range(rng.low, rng.high, rng.source) if rng else "see label"))
     return tuple(agents)
+
+
+def _use_label(uses: Sequence[MedicationExposure]) -> str:
+    """ "12 records, 2025-11-24 to 2026-01-12": how much of a treatment the record shows, and when."""
+    first = min(e.start for e in uses if e.start is not None)
+    last = max((e.end or e.start) for e in uses if e.start is not None)
+    ongoing = any(e.open_ended or e.end is None for e in uses)
+    records = len({r for e in uses for r in e.evidence[:1]})
+    return f"{records} record(s) since {first}" if ongoing else f"{records} record(s), {first} to {last}"
 
 
 def _trial_label(t: Trial) -> str:

@@ -217,6 +217,9 @@ FACT_SCHEMA: dict[str, FactType] = {
             "treatment": FactField("str", ("esketamine", "ketamine", "ect", "rtms")),
             "contraindicated": BOOL,
             "cautions": NUM,
+            # Drug treatments only (esketamine, ketamine): a record of it open-ended or ended at most
+            # medication_recent_days ago. Absent for ECT and rTMS, whose use the record does not show reliably.
+            "in_use": BOOL,
         },
     ),
     "trd_summary": FactType(
