@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from cds.evaluation import Evaluator
 from cds.facts.models import MedicationExposure
 from tests.conftest import NOW
 from tests.helpers import RXNORM, bundle, statement
+from tests.mutation import WRONG, _paths
 
 
 def exposures(ev: Evaluator, *resources: dict[str, Any]) -> list[MedicationExposure]:
@@ -293,3 +295,21 @@ def test_an_administration_that_names_no_drug_is_unidentified(reference: Evaluat
     res = administration("a", "2025-03-01", 50)
     res["medicationCodeableConcept"] = {"coding": [{"system": "urn:local", "code": "X1"}]}
     assert unidentified(reference, res) == [("MedicationAdministration/a", "urn:local|X1")]
+
+
+def test_an_administration_with_any_value_of_the_wrong_type_never_fails_the_evaluation(reference: Evaluator) -> None:
+    """Every value of a full administration replaced, one at a time, by each kind of wrong value: the record is
+    still read (the bad resource at worst reported), never an exception."""
+    full = administration("a", {"start": "2025-03-01T08:00:00Z", "end": "2025-03-01T09:00:00Z"}, 50)
+    full |= {"statusReason": [{"text": "x"}], "reasonCode": [{"text": "depression"}], "request": {"reference": "r"}}
+    full["dosage"] |= {"route": {"text": "oral"}, "rateQuantity": {"value": 5, "unit": "mg/h"}}
+    paths: list[tuple[Any, ...]] = []
+    _paths(full, (), paths)
+    for path in [p for p in paths if p and p[0] != "resourceType"]:
+        for wrong in WRONG:
+            res = copy.deepcopy(full)
+            node = res
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = copy.deepcopy(wrong)
+            reference.facts(bundle(res), NOW)  # raises on failure
