@@ -34,6 +34,7 @@ COLUMNS: dict[str, str] = {
     "confounder_flags": "list<string>",
     "safety_flags": "list<string>",
     "top_options": "list<string>",
+    "treatments_in_use": "list<string>",
     "finding_codes": "list<string>",
     "critical_findings": "int64",
     "warning_findings": "int64",
@@ -85,7 +86,8 @@ def row_from_evaluation(patient_id: str, ev: Evaluation) -> Row:
     codes: set[str] = set()
     confounders: set[str] = set()
     safety: set[str] = set()
-    options: dict[str, None] = {}  # next-step codes in the engine's order, first occurrence
+    options: dict[str, None] = {}  # eligible next-step codes in the engine's order, first occurrence
+    in_use: set[str] = set()  # treatments a next-step rule found already under way (e.g. esketamine)
     critical = warning = 0
     for f in ev.findings:
         code, category, indicator = f.code, f.category, f.indicator
@@ -95,7 +97,11 @@ def row_from_evaluation(patient_id: str, ev: Evaluation) -> Row:
         elif category == "safety":
             safety.add(code)
         elif category == "next-step":
-            options.setdefault(code)
+            attributes = f.attributes
+            if attributes.get("in_use") is True:
+                in_use.add(str(attributes.get("treatment") or code))
+            elif attributes.get("eligible") is not False:
+                options.setdefault(code)
         if indicator == "critical":
             critical += 1
         elif indicator == "warning":
@@ -121,6 +127,7 @@ def row_from_evaluation(patient_id: str, ev: Evaluation) -> Row:
         "confounder_flags": sorted(confounders),
         "safety_flags": sorted(safety),
         "top_options": list(options)[:TOP_OPTIONS],
+        "treatments_in_use": sorted(in_use),
         "finding_codes": sorted(codes),
         "critical_findings": critical,
         "warning_findings": warning,
@@ -142,6 +149,7 @@ def error_row(patient_id: str, message: str, knowledge_version: str, now: str) -
         confounder_flags=[],
         safety_flags=[],
         top_options=[],
+        treatments_in_use=[],
         finding_codes=[],
         data_quality={},
         knowledge_version=knowledge_version,
