@@ -36,6 +36,12 @@ def main() -> None:
         default=0,
         help="Encounters per patient in Encounter.ndjson (a type no rule reads, as in an export without _type)",
     )
+    ap.add_argument(
+        "--administration-rate",
+        type=float,
+        default=0.0,
+        help="share of patients with doses given on a ward or in a clinic (MedicationAdministration.ndjson)",
+    )
     args = ap.parse_args()
     start = time.perf_counter()
     counts = write_bulk_export(
@@ -47,6 +53,7 @@ def main() -> None:
         broken_line_rate=args.broken_line_rate,
         shared_medication_rate=args.shared_medication_rate,
         encounters_per_patient=args.encounters_per_patient,
+        administration_rate=args.administration_rate,
     )
     size = sum(p.stat().st_size for p in args.out.iterdir() if p.is_file())
     for name, lines in counts.items():

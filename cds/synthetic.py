@@ -579,6 +579,7 @@ def write_bulk_export(
     broken_line_rate: float = 0.002,
     shared_medication_rate: float = 0.1,
     encounters_per_patient: int = 0,
+    administration_rate: float = 0.0,
     now: date = DEFAULT_NOW,
 ) -> dict[str, int]:
     """Write a FHIR Bulk Data export of ``generate_population(n, seed=seed)``: one NDJSON file per resource
@@ -589,7 +590,10 @@ def write_bulk_export(
     their drug by ``medicationReference`` to a shared Medication (``Medication.ndjson``, one per distinct
     concept), as exports from EHRs with a formulary do. ``encounters_per_patient`` Encounters per patient go to
     ``Encounter.ndjson``: a type no rule reads, like most of what an export without a ``_type`` filter holds
-    (Encounter, Claim, ExplanationOfBenefit, …). Returns lines written per file name."""
+    (Encounter, Claim, ExplanationOfBenefit, …). About ``administration_rate`` of the patients have doses given on
+    a ward or in a clinic (``MedicationAdministration.ndjson``): an inpatient stay with an antidepressant given
+    twice a day, some with a missed or unrecorded amount, and for some of them esketamine sessions since.
+    Returns lines written per file name."""
     import contextlib
     from pathlib import Path
 
@@ -614,6 +618,7 @@ def write_bulk_export(
 
     share_rng = random.Random(seed * 104_729 + 3)  # its own stream: the broken lines stay where they were
     encounter_rng = random.Random(seed * 15_485_863 + 5)  # likewise
+    administration_rng = random.Random(seed * 32_452_843 + 7)  # likewise
     medications: dict[bytes, dict[str, Any]] = {}  # concept JSON -> shared Medication, in first-use order
 
     def shared(res: dict[str, Any]) -> dict[str, Any]:
@@ -636,6 +641,8 @@ def write_bulk_export(
             resources += _procedures(patient_seed, f"syn-{patient_seed}", now)
             resources = [shared(r) if r.get("resourceType") in _MEDICATION_TYPES else r for r in resources]
             resources += _encounters(encounter_rng, f"syn-{patient_seed}", encounters_per_patient, now)
+            if administration_rng.random() < administration_rate:
+                resources += _administrations(administration_rng, f"syn-{patient_seed}", now)
             for res in resources:
                 # a resource broken by losing its resourceType stays in the file of the type it had
                 rtype = res.get("resourceType") or _type_of_untyped(res)
@@ -655,6 +662,47 @@ _ENCOUNTER_TYPES = (
     ("185347001", "Encounter for problem (procedure)", "AMB"),
     ("50849002", "Emergency room admission (procedure)", "EMER"),
 )
+
+
+# (name, RxNorm ingredient, mg per administration): given twice a day on a ward
+_WARD_DRUGS = (("sertraline", "36437", 50.0), ("venlafaxine", "39786", 75.0), ("mirtazapine", "15996", 15.0))
+
+
+def _administrations(rng: random.Random, pid: str, now: date) -> list[dict[str, Any]]:
+    """One patient's doses given by staff: a 2-5 week inpatient stay in the last two years with an antidepressant
+    twice a day (about 1 in 40 doses without its amount, 1 in 60 not given), and for a third of these patients
+    esketamine 56 mg twice a week for 4 weeks, starting 0-120 days before ``now``."""
+    name, code, mg = rng.choice(_WARD_DRUGS)
+    admitted = now - timedelta(days=rng.randrange(60, 730))
+    days = rng.randrange(14, 36)
+    given: list[tuple[str, str, str, float | None, str]] = []  # (name, code, when, mg, status)
+    for d in range(days):
+        for hour in ("08", "20"):
+            when = f"{(admitted + timedelta(days=d)).isoformat()}T{hour}:00:00Z"
+            roll = rng.random()
+            status = "not-done" if roll < 1 / 60 else "completed"
+            given.append((name, code, when, None if roll > 1 - 1 / 40 else mg, status))
+    if rng.random() < 1 / 3:
+        start = now - timedelta(days=rng.randrange(0, 121))
+        for d in (0, 3, 7, 10, 14, 17, 21, 24):
+            session = start + timedelta(days=d)
+            if session <= now:
+                given.append(("esketamine", "2119365", f"{session.isoformat()}T10:00:00Z", 56.0, "completed"))
+    out = []
+    for k, (drug, rx, when, amount, status) in enumerate(given):
+        res: dict[str, Any] = {
+            "resourceType": "MedicationAdministration",
+            "id": f"{pid}-adm-{k}",
+            "status": status,
+            "medicationCodeableConcept": _cc(RXNORM, rx, drug),
+            "subject": {"reference": f"Patient/{pid}"},
+            "effectiveDateTime": when,
+        }
+        if amount is not None:
+            route = "nasal" if drug == "esketamine" else "oral"
+            res["dosage"] = {"route": {"text": route}, "dose": _qty(amount, "mg", "mg")}
+        out.append(res)
+    return out
 
 
 def _encounters(rng: random.Random, pid: str, count: int, now: date) -> list[dict[str, Any]]:

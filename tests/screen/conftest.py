@@ -10,18 +10,24 @@ from screen_helpers import N_PATIENTS, NOW
 from cds.screen import screen_local
 from cds.synthetic import write_bulk_export
 
+# Some patients have doses given on a ward or in a clinic (MedicationAdministration.ndjson), so that every local
+# and Spark comparison covers that file too.
+ADMINISTRATION_RATE = 0.25
+
 
 @pytest.fixture(scope="session")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export")
-    write_bulk_export(out, N_PATIENTS, seed=3, broken_line_rate=0.02)
+    write_bulk_export(out, N_PATIENTS, seed=3, broken_line_rate=0.02, administration_rate=ADMINISTRATION_RATE)
     return out
 
 
 @pytest.fixture(scope="session")
 def export_gz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("export-gz")
-    write_bulk_export(out, N_PATIENTS, seed=3, broken_line_rate=0.02, gzip_files=True)
+    write_bulk_export(
+        out, N_PATIENTS, seed=3, broken_line_rate=0.02, administration_rate=ADMINISTRATION_RATE, gzip_files=True
+    )
     return out
 
 
