@@ -609,6 +609,8 @@ class ExposureBuilder:
                 start = end = parse_date(resource.get("effectiveDateTime"))
             elif end is None:  # an administration still running, or whose end was not recorded: its first day
                 end, estimated = start, True
+            elif start is None:  # only its end was recorded: the day it was given
+                start = end
         elif rtype == "MedicationRequest":
             start, end = self._request_bounds(resource)
             if start is None:

@@ -259,6 +259,12 @@ def test_an_administration_over_several_days_has_no_daily_amount(reference: Eval
     assert e.daily_dose_mg is None and "amount per day is not known" in e.dose_derivation
 
 
+def test_an_administration_with_only_an_end_was_given_that_day(reference: Evaluator) -> None:
+    [e] = exposures(reference, administration("a", {"end": "2025-03-01T09:00:00Z"}, 50))
+    assert (e.start, e.end, e.daily_dose_mg) == (e.end, e.start, 50.0) and e.start is not None
+    assert e.start.isoformat() == "2025-03-01"
+
+
 def test_an_infusion_rate_without_the_amount_is_unknown(reference: Evaluator) -> None:
     rate = {"dosage": {"rateQuantity": {"value": 20, "unit": "mg/h", "system": "http://unitsofmeasure.org"}}}
     [e] = exposures(reference, administration("a", "2025-03-01", **rate))
