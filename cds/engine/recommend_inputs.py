@@ -1,7 +1,7 @@
 """Facts for the recommend stage (next-step options): the clinical picture in one `care` fact, the current
 trial, one `agent` fact per augmenting or combining agent with why it may be excluded (tried adequately, not
 tolerated, allergy), and one `treatment` fact per neuromodulation or rapid-acting treatment saying whether the
-screen stage found a hard stop and, for esketamine and ketamine, whether it is already under way. Options are
+screen stage found a hard stop and, for esketamine, ketamine and ECT, whether it is already under way. Options are
 decided by rules/next_steps.yaml; the counts are made here."""
 
 from __future__ import annotations
@@ -195,6 +195,14 @@ def recommend_views(
             fact["in_use"] = bool(lately)
             display["use_label"] = _use_label(uses) if lately else "not in use"
             evidence += [r for e in lately for r in e.evidence]
+        elif treatment == "ect":
+            since = now - timedelta(days=cfg["ect_course_gap_days"])
+            running = [c for c in facts.courses if c.kind == "ect" and c.start <= now and c.end >= since]
+            fact["in_use"] = bool(running)
+            display["use_label"] = (
+                f"{running[-1].sessions} session(s) since {running[-1].start}" if running else "not in use"
+            )
+            evidence += [r for c in running for r in c.evidence]
         views.add(fact, display, tuple(evidence))
 
 

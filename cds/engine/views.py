@@ -217,8 +217,9 @@ FACT_SCHEMA: dict[str, FactType] = {
             "treatment": FactField("str", ("esketamine", "ketamine", "ect", "rtms")),
             "contraindicated": BOOL,
             "cautions": NUM,
-            # Drug treatments only (esketamine, ketamine): a record of it open-ended or ended at most
-            # medication_recent_days ago. Absent for ECT and rTMS, whose use the record does not show reliably.
+            # Esketamine, ketamine: a record of it open-ended or ended at most medication_recent_days ago. ECT: a
+            # course whose last session is at most ect_course_gap_days old. Absent for rTMS: no rTMS procedure
+            # value set, so the record does not show its use.
             "in_use": BOOL,
         },
     ),
