@@ -41,11 +41,13 @@ COMPILED = [
     "cds/engine/recommend_inputs.py",
     "cds/engine/runner.py",
     "cds/engine/screen_inputs.py",
+    "cds/engine/staging.py",
     "cds/engine/staging_inputs.py",
     "cds/engine/views.py",
     "cds/render/json_contract.py",
     "cds/screen/row.py",
     "cds/screen/worker.py",
+    "cds/templates.py",
 ]
 
 

@@ -7,36 +7,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from cds.engine.base import FactView
 from cds.engine.ir import Module, Totals
+from cds.engine.staging_models import StagingComponent as StagingComponent
+from cds.engine.staging_models import StagingResult as StagingResult
 from cds.facts.models import FactSet, validator
 from cds.findings import Finding
 
-
-class StagingComponent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    component: str
-    points: float
-    rule: str
-    summary: str
-    evidence: tuple[str, ...] = ()
-
-
 _new_component = validator(StagingComponent)
-
-
-class StagingResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    model: str
-    computed: bool
-    value: float | None = None
-    label: str | None = None
-    category: str | None = None
-    reason: str | None = None
-    components: tuple[StagingComponent, ...] = ()
-    details: dict[str, Any] = Field(default_factory=dict)
 
 
 def _components(derived: Sequence[FactView], findings: Sequence[Finding]) -> dict[Any, list[StagingComponent]]:
