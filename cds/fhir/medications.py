@@ -695,10 +695,26 @@ class ExposureBuilder:
 _DOSES: ConceptMemo[DoseEstimate] = ConceptMemo()
 
 
+# Timing.repeat's bounds: when a regimen starts and stops, which daily_dose() never reads (tested:
+# tests/fhir/test_medications.py). Orders carry their own dates there, so they are left out of the memo's key.
+_BOUNDS = ("boundsPeriod", "boundsDuration", "boundsRange")
+
+
+def _without_bounds(dosage: dict[str, Any]) -> dict[str, Any]:
+    timing = dosage.get("timing")
+    if isinstance(timing, dict):
+        repeat = timing.get("repeat")
+        if isinstance(repeat, dict) and any(k in repeat for k in _BOUNDS):
+            kept = {k: v for k, v in repeat.items() if k not in _BOUNDS}
+            return {**dosage, "timing": {**timing, "repeat": kept}}
+    return dosage
+
+
 def _cached_daily_dose(dosage: dict[str, Any], strength: ProductStrength | None) -> DoseEstimate:
-    """daily_dose() is a pure function of the Dosage JSON and the strength; records (and patients) repeat the same
-    instructions, so parse each distinct one once per process."""
-    key = [dosage, None, False] if strength is None else [dosage, strength.mg_per_unit, strength.per_ml]
+    """daily_dose() is a pure function of the Dosage JSON (bounds aside) and the strength; records (and patients)
+    repeat the same instructions, so parse each distinct one once per process."""
+    regimen = _without_bounds(dosage)
+    key = [regimen, None, False] if strength is None else [regimen, strength.mg_per_unit, strength.per_ml]
     return _DOSES.get(key, lambda _key: daily_dose(dosage, strength))
 
 

@@ -319,3 +319,24 @@ def test_an_administration_with_any_value_of_the_wrong_type_never_fails_the_eval
                 node = node[key]
             node[path[-1]] = copy.deepcopy(wrong)
             reference.facts(bundle(res), NOW)  # raises on failure
+
+
+def test_the_daily_dose_does_not_depend_on_the_regimens_bounds() -> None:
+    """What lets the dose memo leave Timing.repeat.bounds* out of its key (cds.fhir.medications._without_bounds):
+    for every Dosage of a generated population, with and without its bounds, the same estimate."""
+    from cds.fhir.dosage import ProductStrength, daily_dose
+    from cds.fhir.medications import _without_bounds
+    from cds.synthetic import generate_population
+
+    bounded = 0
+    for patient in generate_population(60, seed=5):
+        for entry in patient["entry"]:
+            res = entry["resource"]
+            for dosage in res.get("dosageInstruction", []) + res.get("dosage", []):
+                if not isinstance(dosage, dict):
+                    continue
+                bare = _without_bounds(dosage)
+                bounded += bare is not dosage
+                for strength in (None, ProductStrength(mg_per_unit=50.0, per_ml=False)):
+                    assert daily_dose(bare, strength) == daily_dose(dosage, strength)
+    assert bounded > 50
