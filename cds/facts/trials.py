@@ -8,6 +8,7 @@ an inadequate dose.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -70,24 +71,18 @@ def _is_trial_drug(exposure: MedicationExposure, knowledge: Knowledge) -> bool:
 
 
 def _supersede(exposures: list[MedicationExposure]) -> list[MedicationExposure]:
-    """An exposure whose end was inferred stops where the next exposure of the same ingredient starts
-    (a new prescription replaces the old one; e.g. a dose change)."""
+    """An exposure whose end was inferred stops where the next exposure of the same ingredient starts (a new
+    prescription replaces the old one; e.g. a dose change). Administrations are doses given, not prescriptions:
+    they replace nothing (an inpatient stay does not end the prescription it falls within)."""
+    # exposures are sorted by start: the first later start is found by bisection
+    starts = [e.start for e in exposures if e.kind != "administration" and e.start is not None]
     out: list[MedicationExposure] = []
-    j = 0
-    for i, exp in enumerate(exposures):
-        # exposures are sorted by start: the first later-starting one is found with a forward-only pointer
-        j = max(j, i + 1)
-        while j < len(exposures) and exp.start and (exposures[j].start or exp.start) <= exp.start:
-            j += 1
-        nxt = exposures[j] if j < len(exposures) and exp.start else None
-        if (
-            nxt is not None
-            and nxt.start is not None
-            and exp.end is not None
-            and exp.end_is_estimate
-            and (exp.end >= nxt.start)
-        ):
-            exp = exp.model_copy(update={"end": nxt.start - _DAY, "end_is_estimate": True, "open_ended": False})
+    for exp in exposures:
+        if exp.start is not None and exp.end is not None and exp.end_is_estimate:
+            k = bisect_right(starts, exp.start)
+            if k < len(starts) and exp.end >= starts[k]:
+                update = {"end": starts[k] - _DAY, "end_is_estimate": True, "open_ended": False}
+                exp = exp.model_copy(update=update)
         out.append(exp)
     return out
 
