@@ -63,6 +63,7 @@ _OPEN_STATUSES = {"active", "on-hold"}
 _DISPENSE_TAKEN = {"completed", None}
 # An administration that was given, at least in part ("stopped": halted before it was complete). "not-done",
 # "on-hold", "entered-in-error" and "unknown" are not counted, as a dispense whose status is not "completed" is not.
+_DAY = timedelta(days=1)
 _ADMINISTERED = {"completed", "in-progress", "stopped", None}
 _KINDS = {
     "MedicationStatement": "statement",
@@ -453,10 +454,13 @@ class ExposureBuilder:
         return out
 
     def administrations(self, issues: list[DataIssue]) -> list[MedicationExposure]:
-        """One exposure per ingredient, formulation and day of the dated administrations read so far: the day's
-        amounts summed when every administration gives its amount, else unknown."""
+        """The dated administrations read so far, as exposures: per ingredient and formulation, each day's amounts
+        summed when every administration gives its amount, else unknown; consecutive days with the same daily dose
+        make one exposure (a ward stay is a few exposures, not one per day, which is the same for trials and keeps
+        the findings about a drug to one per run of days)."""
         out = []
-        for (_, _, day), given in sorted(self._given.items()):
+        run: tuple[str, str, date, date, float | None, str, list[_Given]] | None = None
+        for (ingredient, formulation, day), given in sorted(self._given.items()):
             doses = [g.mg for g in given]
             if all(d is not None for d in doses):
                 total: float | None = round(sum(d for d in doses if d is not None), 3)
@@ -467,9 +471,24 @@ class ExposureBuilder:
                 account = f"{len(unknown)} of {len(given)} administration(s) on {day} without the amount given: " + (
                     "; ".join(f"{g.ref}: {g.account}" for g in unknown)
                 )
-            out.append(self._given_exposure(given, day, day, total, account, issues))
+            if run is not None and run[:2] == (ingredient, formulation) and day == run[3] + _DAY and total == run[4]:
+                run = (ingredient, formulation, run[2], day, total, run[5], run[6] + given)
+                continue
+            if run is not None:
+                out.append(self._run_exposure(run, issues))
+            run = (ingredient, formulation, day, day, total, account, list(given))
+        if run is not None:
+            out.append(self._run_exposure(run, issues))
         self._given.clear()
         return out
+
+    def _run_exposure(
+        self, run: tuple[str, str, date, date, float | None, str, list[_Given]], issues: list[DataIssue]
+    ) -> MedicationExposure:
+        _, _, first, last, total, account, given = run
+        if last != first:
+            account += f"; the same daily dose each day to {last}"
+        return self._given_exposure(given, first, last, total, account, issues)
 
     def _given_exposure(
         self,

@@ -231,6 +231,21 @@ def test_a_days_administrations_are_one_exposure_with_their_sum(reference: Evalu
     assert "2 administration(s) on 2025-03-01" in first.dose_derivation
 
 
+def test_consecutive_days_with_the_same_daily_dose_are_one_exposure(reference: Evaluator) -> None:
+    given = [
+        administration(f"a{d}{h}", f"2025-03-{d:02d}T{h}:00:00Z", 50) for d in (1, 2, 3, 5, 6) for h in (8, 20)
+    ] + [administration("b", "2025-03-07T08:00:00Z", 75), administration("c", "2025-03-07T20:00:00Z", 75)]
+    found = exposures(reference, *given)
+    spans = [(str(e.start), str(e.end), e.daily_dose_mg) for e in found]
+    # a day without administrations, or another daily dose, starts a new exposure
+    assert spans == [
+        ("2025-03-01", "2025-03-03", 100.0),
+        ("2025-03-05", "2025-03-06", 100.0),
+        ("2025-03-07", "2025-03-07", 150.0),
+    ]
+    assert len(found[0].evidence) == 6 and "the same daily dose each day to 2025-03-03" in found[0].dose_derivation
+
+
 def test_one_administration_without_its_amount_makes_the_day_unknown(reference: Evaluator) -> None:
     [e] = exposures(
         reference, administration("a1", "2025-03-01T08:00:00Z", 50), administration("a2", "2025-03-01T20:00:00Z")
