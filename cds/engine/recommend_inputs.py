@@ -238,11 +238,13 @@ def _agents(knowledge: Knowledge) -> tuple[tuple[Drug, str], ...]:
 
 
 def _use_label(uses: Sequence[MedicationExposure]) -> str:
-    """ "12 records, 2025-11-24 to 2026-01-12": how much of a treatment the record shows, and when."""
+    """ "12 record(s), 2025-11-24 to 2026-01-12": how much of a treatment the record shows, and when. Records are
+    the medication resources behind the exposures (each administration of a run of days counts), not the shared
+    Medications they reference."""
     first = min(e.start for e in uses if e.start is not None)
     last = max((e.end or e.start) for e in uses if e.start is not None)
     ongoing = any(e.open_ended or e.end is None for e in uses)
-    records = len({r for e in uses for r in e.evidence[:1]})
+    records = len({r for e in uses for r in e.evidence if not r.startswith("Medication/")})
     return f"{records} record(s) since {first}" if ongoing else f"{records} record(s), {first} to {last}"
 
 

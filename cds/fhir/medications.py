@@ -61,9 +61,9 @@ _SKIP_REQUEST = {"entered-in-error", "cancelled", "draft"}
 _REQUEST_INTENTS_TAKEN = {"order", "original-order", "reflex-order", "filler-order", "instance-order", None}
 _OPEN_STATUSES = {"active", "on-hold"}
 _DISPENSE_TAKEN = {"completed", None}
+_DAY = timedelta(days=1)
 # An administration that was given, at least in part ("stopped": halted before it was complete). "not-done",
 # "on-hold", "entered-in-error" and "unknown" are not counted, as a dispense whose status is not "completed" is not.
-_DAY = timedelta(days=1)
 _ADMINISTERED = {"completed", "in-progress", "stopped", None}
 _KINDS = {
     "MedicationStatement": "statement",
