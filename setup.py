@@ -29,6 +29,7 @@ COMPILED = [
     "cds/fhir/index.py",
     "cds/fhir/memo.py",
     "cds/fhir/medications.py",
+    "cds/fhir/partition.py",
     "cds/fhir/reader.py",
     "cds/fhir/record.py",
     "cds/facts/builder.py",

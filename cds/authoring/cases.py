@@ -28,6 +28,7 @@ from cds.engine.base import Activation
 from cds.errors import CdsError
 from cds.evaluation import Evaluation, Evaluator
 from cds.facts.models import FactSet
+from cds.knowledge.loader import YAML_LOADER
 
 SYSTEMS: dict[str, str] = {
     "rxnorm": "http://www.nlm.nih.gov/research/umls/rxnorm",
@@ -504,7 +505,7 @@ def _folder_rules(path: Path) -> tuple[tuple[str, ...], str | None]:
 
 def load_case(path: Path, root: Path | None = None) -> Case:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except OSError as exc:
         raise CaseError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:

@@ -20,6 +20,7 @@ from cds.authoring.cases import Case, run_case
 from cds.engine.ir import Module, Rule, load_modules, rule_module_paths
 from cds.evaluation import Evaluator
 from cds.knowledge import Knowledge, load_knowledge
+from cds.knowledge.loader import YAML_LOADER
 from cds.knowledge.models import Setting
 
 _CONFIG_REF = re.compile(r"\$config\.([a-z_][a-z0-9_]*)")
@@ -42,7 +43,7 @@ class RuleEntry:
 
 
 def _raw_rules(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER) or {}
     return {str(r.get("id")): r for r in data.get("rules", []) if isinstance(r, dict)}
 
 
