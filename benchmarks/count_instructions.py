@@ -8,8 +8,9 @@ doing; the runs here fix PYTHONHASHSEED).
 
 `evaluate` and `partition` run the work twice under callgrind, once without the measured part (start-up,
 imports, warm-up) and once with it, and print the difference divided by the patients: what the measured part
-alone costs. `screen` prints the total of one `cds screen --processes 1` run, start-up included. Compare two
-trees by running the command with PYTHONPATH set to each. Needs valgrind (Debian package `valgrind`).
+alone costs. `screen` prints the total of one `cds screen --processes 1` run, start-up included, over all its
+processes (patients are evaluated in a forked child). Compare two trees by running the command with PYTHONPATH
+set to each. Needs valgrind (Debian package `valgrind`).
 """
 
 from __future__ import annotations
@@ -50,19 +51,29 @@ def _inner(mode: str, arg: str, patients: int, measured: bool) -> None:
 
 
 def _count(argv: list[str]) -> int:
+    """Instructions of the program and of every process it forks. A forked child starts with a copy of its
+    parent's counts: they are zeroed where CPython starts a child after fork, so each instruction counts once."""
     with tempfile.TemporaryDirectory() as tmp:
         out = subprocess.run(
-            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg.out", sys.executable, *argv],
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={tmp}/cg.out.%p",
+                "--zero-before=PyOS_AfterFork_Child",
+                sys.executable,
+                *argv,
+            ],
             capture_output=True,
             text=True,
             env={**os.environ, "PYTHONHASHSEED": "0"},  # str hashes, and so set and dict layouts, fixed per run
         )
     if out.returncode != 0:
         raise SystemExit(f"the measured run failed:\n{out.stderr[-3000:]}")
-    found = re.search(r"Collected : (\d+)", out.stderr)
-    if found is None:
+    # One total per process: `cds screen` evaluates in a forked child (cds/screen/supervise.py).
+    found = re.findall(r"Collected : (\d+)", out.stderr)
+    if not found:
         raise SystemExit(f"no callgrind total in the output:\n{out.stderr[-2000:]}")
-    return int(found.group(1))
+    return sum(int(n) for n in found)
 
 
 def _patients(export: Path) -> int:
