@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import durable_rules_engine
+import orjson
 import pytest
 
 from cds.engine.base import StageRules
@@ -278,3 +280,16 @@ def test_engine_json_keeps_every_value() -> None:
     assert json.loads(engine_json(payload)) == payload
     assert '"v":2.0e-29' in engine_json(payload) and '"s":"3e+5 and 1e30"' in engine_json(payload)
     assert engine_json({"a": 1.5, "b": "x"}) == '{"a":1.5,"b":"x"}'
+
+
+@pytest.mark.parametrize("value", [[1, [2, 3e-9]], {"a": {"b": 1e300}}, (5e-324,), -2.5e22])
+def test_engine_json_finds_an_exponent_however_deep(value: object) -> None:
+    """Only floats are written with an exponent; one nested in a list or an object is found too."""
+    text = engine_json({"v": value})
+    assert json.loads(text) == {"v": json.loads(json.dumps(value))}
+    assert not re.search(r"(?<![\d.])\d+e", text), text  # every exponent follows a decimal point
+
+
+def test_engine_json_leaves_plain_numbers_and_text_alone() -> None:
+    payload = {"a": 0.0001, "b": 123456.789, "c": "1e5", "d": [1, 2.5], "e": -0.0}
+    assert engine_json(payload) == orjson.dumps(payload).decode()
