@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.table import Table
 
 from cds.cli.common import err
-from cds.hooks.feedback_store import FeedbackStore
 from cds.hooks.settings import load_settings
 
 feedback_app = typer.Typer(no_args_is_help=True, add_completion=False, help="CDS Hooks feedback.")
@@ -28,6 +27,8 @@ def report(
     """Summarise clinicians' feedback: cards issued, accepted, overridden and why, per rule."""
     try:
         url = db_url or load_settings(config).feedback_db_url
+        from cds.hooks.feedback_store import FeedbackStore  # SQLAlchemy: half a second every other command would pay
+
         store = FeedbackStore(url)
         store.create_schema()
         rows = store.report()
