@@ -21,12 +21,14 @@ import contextlib
 import os
 import pickle
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, Generic, TypeVar
 
 T = TypeVar("T")
 _ROW = b"R"
 _LEN = 4  # bytes of a row's length, big-endian
+_GRACE = 10.0  # seconds an idle child has to exit at the end of its input before it is killed
 
 
 class Supervisor(Generic[T]):
@@ -58,7 +60,8 @@ class Supervisor(Generic[T]):
             yield key, row
 
     def close(self) -> None:
-        """End the child (idle between items, so nothing is lost) and reap it."""
+        """End the child and reap it: it is idle between items, so the end of its input ends it (a child that
+        does not end within ``_GRACE`` seconds is killed)."""
         if self._child is not None:
             self._child.stop()
             self._end()
@@ -95,6 +98,7 @@ class _Child:
 
     def __init__(self, pid: int, to_child: IO[bytes], from_child: IO[bytes]) -> None:
         self.pid, self._to, self._from = pid, to_child, from_child
+        self.reaped = False  # by stop(), which waited for it
 
     @classmethod
     def start(cls, evaluate: Callable[[str, Any], bytes], before: Callable[[], None]) -> _Child:
@@ -122,12 +126,23 @@ class _Child:
         return row if len(row) == size else None  # cut short: it died while writing
 
     def stop(self) -> None:
-        _kill(self.pid)
+        with contextlib.suppress(OSError):
+            self._to.close()  # the end of its input: it exits normally (os._exit(0)), as a finished child does
+        deadline = time.monotonic() + _GRACE
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                _kill(self.pid)
+                break
+            time.sleep(0.001)
+        else:
+            self.reaped = True
 
     def reap(self) -> int:
         for pipe in (self._to, self._from):
             with contextlib.suppress(OSError):  # a write buffered for a dead child fails to flush
                 pipe.close()
+        if self.reaped:
+            return 0
         _, status = os.waitpid(self.pid, 0)
         return os.waitstatus_to_exitcode(status)
 
