@@ -28,7 +28,7 @@ from cds.screen.output import write_table
 from cds.screen.progress import make_progress
 from cds.screen.row import crash_message, error_row
 from cds.screen.summary import SummaryBuilder
-from cds.screen.supervise import Supervisor
+from cds.screen.supervise import supervised
 from cds.screen.workdir import (
     Manifest,
     WorkDir,
@@ -56,7 +56,6 @@ _STATE: dict[str, Any] = {}
 
 
 def _init(work_root: str, now: str, counter: Any, finished: Any, limit: int | None, shared: dict[str, bytes]) -> None:
-    _close_supervisor()  # one left by an earlier run in this process evaluates for that run's date and inputs
     _STATE.update(
         work=WorkDir(Path(work_root).parent),
         now=date.fromisoformat(now),
@@ -108,44 +107,27 @@ def _screen_bucket(b: int) -> bool:
 
 
 def _evaluate_supervised(todo: list[tuple[str, list[bytes]]], journal: Path) -> None:
-    """Rows for ``todo``, evaluated in this process's supervised child, appended to the journal in order. Before
-    each patient's row the journal names it as started, so that the next run knows which patient this process was
-    on if it dies."""
-    finished = _STATE["finished"]
+    """Rows for ``todo``, evaluated in forked children, appended to the journal in order. Before each patient's row
+    the journal names it as started, so that the next run knows which patient this process was on if it dies."""
+    now, shared, finished = _STATE["now"], _STATE["shared"], _STATE["finished"]
+    version = evaluator().knowledge.version  # built here, before the children fork: they inherit it
+
+    def evaluate(pid: str, lines: list[bytes]) -> bytes:
+        return orjson.dumps(evaluate_patient(pid, lines, now, shared))
+
+    def crashed(pid: str, code: int) -> bytes:
+        return orjson.dumps(error_row(pid, crash_message(code), version, now.isoformat()))
+
     with journal.open("ab") as fh:
         fh.write(started_line(todo[0][0]))
         fh.flush()
-        for i, (_, row) in enumerate(_supervisor().rows(todo), 1):
+        for i, (_, row) in enumerate(supervised(todo, evaluate, crashed, adopt_inherited), 1):
             fh.write(row + b"\n")
             if i < len(todo):
                 fh.write(started_line(todo[i][0]))
             fh.flush()  # the checkpoint: once a row is written the patient is never evaluated again
             with finished.get_lock():
                 finished.value += 1
-
-
-def _supervisor() -> Supervisor[list[bytes]]:
-    """This process's supervised child, for the whole run (cds.screen.supervise): it is forked once, after the
-    Evaluator is built, and ends with the run (``_close_supervisor``) or with this worker process."""
-    supervisor: Supervisor[list[bytes]] | None = _STATE.get("supervisor")
-    if supervisor is None:
-        now, shared = _STATE["now"], _STATE["shared"]
-        version = evaluator().knowledge.version  # built here, before the child forks: it inherits it
-
-        def evaluate(pid: str, lines: list[bytes]) -> bytes:
-            return orjson.dumps(evaluate_patient(pid, lines, now, shared))
-
-        def crashed(pid: str, code: int) -> bytes:
-            return orjson.dumps(error_row(pid, crash_message(code), version, now.isoformat()))
-
-        supervisor = _STATE["supervisor"] = Supervisor(evaluate, crashed, adopt_inherited)
-    return supervisor
-
-
-def _close_supervisor() -> None:
-    supervisor = _STATE.pop("supervisor", None)
-    if supervisor is not None:
-        supervisor.close()
 
 
 def _evaluate_alone(b: int, patient_id: str) -> None:
@@ -279,7 +261,6 @@ def screen_local(
     except BrokenProcessPool:
         raise RuntimeError("a screening worker process died; run again to resume from the checkpoint") from None
     finally:
-        _close_supervisor()  # the one of this process (one process: no pool); workers' children end with them
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     evaluated = int(counter.value)

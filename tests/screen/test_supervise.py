@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cds.screen.supervise import Supervisor, supervised
+from cds.screen.supervise import supervised
 
 ITEMS = [(f"p{i}", i) for i in range(8)]
 
@@ -70,23 +70,3 @@ def test_a_consumer_that_stops_early_leaves_no_child() -> None:
     assert len(_children() - before) == 1
     gen.close()
     assert _children() - before == set()  # killed and reaped
-
-
-def test_one_child_serves_every_call_until_it_dies() -> None:
-    """The local runner keeps one Supervisor per worker: its child is forked once, not once per bucket."""
-    supervisor: Supervisor[int] = Supervisor(
-        lambda pid, i: os._exit(70) if pid == "p9" else str(os.getpid()).encode(),
-        lambda pid, code: f"crash {code}".encode(),
-    )
-    before = _children()
-    try:
-        first = dict(supervisor.rows(ITEMS[:4]))
-        second = dict(supervisor.rows(ITEMS[4:]))
-        assert len(set(first.values()) | set(second.values())) == 1  # one child for both calls
-        assert len(_children() - before) == 1  # and it is still there, idle
-        crashed = dict(supervisor.rows([("p9", 9), ("p10", 10)]))
-        assert crashed["p9"] == b"crash 70"  # died twice: two more children
-        assert crashed["p10"] not in set(first.values()) | {b"crash 70"}  # the next one is a new child
-    finally:
-        supervisor.close()
-    assert _children() - before == set()
