@@ -9,8 +9,8 @@ doing; the runs here fix PYTHONHASHSEED).
 `evaluate` and `partition` run the work twice under callgrind, once without the measured part (start-up,
 imports, warm-up) and once with it, and print the difference divided by the patients: what the measured part
 alone costs. `screen` prints the total of one `cds screen --processes 1` run, start-up included, over all its
-processes (patients are evaluated in a forked child). Compare two trees by running the command with PYTHONPATH
-set to each. Needs valgrind (Debian package `valgrind`).
+processes (patients are evaluated in forked children, one per bucket). Compare two trees by running the command
+with PYTHONPATH set to each. Needs valgrind (Debian package `valgrind`).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _count(argv: list[str]) -> int:
         )
     if out.returncode != 0:
         raise SystemExit(f"the measured run failed:\n{out.stderr[-3000:]}")
-    # One total per process: `cds screen` evaluates in a forked child (cds/screen/supervise.py).
+    # One total per process: `cds screen` evaluates each bucket in a forked child (cds/screen/supervise.py).
     found = re.findall(r"Collected : (\d+)", out.stderr)
     if not found:
         raise SystemExit(f"no callgrind total in the output:\n{out.stderr[-2000:]}")
