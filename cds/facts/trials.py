@@ -11,7 +11,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import pairwise
 
@@ -36,17 +35,22 @@ _dose_step, _dose_record, _trial = validator(DoseStep), validator(DoseRecord), v
 _augmentation, _excluded = validator(Augmentation), validator(ExcludedExposure)
 
 
-@dataclass
 class _Group:
-    ingredient: str
-    exposures: list[MedicationExposure] = field(default_factory=list)
-    undated: list[MedicationExposure] = field(default_factory=list)
-    start: date | None = None
-    end: date | None = None
-    end_unknown: bool = False
+    """One ingredient's exposures that make one trial. Plain classes here and below: in the compiled build a
+    dataclass's generated __init__ runs interpreted."""
 
-    def __post_init__(self) -> None:
-        exposures, self.exposures = self.exposures, []
+    def __init__(
+        self,
+        ingredient: str,
+        exposures: Sequence[MedicationExposure] = (),
+        undated: list[MedicationExposure] | None = None,
+    ) -> None:
+        self.ingredient = ingredient
+        self.exposures: list[MedicationExposure] = []
+        self.undated: list[MedicationExposure] = [] if undated is None else undated
+        self.start: date | None = None
+        self.end: date | None = None
+        self.end_unknown = False
         for e in exposures:
             self.add(e)
 
@@ -124,13 +128,13 @@ def _group(exposures: Sequence[MedicationExposure], gap_days: float) -> list[_Gr
     return groups
 
 
-@dataclass
 class _DoseProfile:
-    days_adequate: int = 0
-    days_unknown: int = 0
-    days_gap: int = 0
-    max_dose: float | None = None
-    steps: list[DoseStep] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.days_adequate = 0
+        self.days_unknown = 0
+        self.days_gap = 0
+        self.max_dose: float | None = None
+        self.steps: list[DoseStep] = []
 
 
 def _dose_profile(group: _Group, min_dose: float | None) -> _DoseProfile:

@@ -68,7 +68,7 @@ _WORD_NUMS = {"one": "1", "two": "2", "three": "3", "four": "4"}
 
 def _pos_num(value: Any) -> float | None:
     """A finite number > 0, else None (bools are not numbers here, despite Python)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):  # a tuple (see elements.as_number)
         return None
     try:
         v = float(value)

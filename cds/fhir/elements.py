@@ -24,7 +24,7 @@ def as_str(value: Any) -> str | None:
 def as_number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):  # a tuple: compiled, `int | float` builds a union per call
         return float(value)
     return None
 

@@ -8,7 +8,7 @@ known only when every one of them gives its amount; consecutive days then join i
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -103,15 +103,26 @@ class _Given:
     indication_text: str | None
 
 
-@dataclass
 class Resolved:
-    components: list[Component] = field(default_factory=list)
-    text: str = ""
-    evidence: list[str] = field(default_factory=list)
-    # Whether the record names a drug at all (a name, a display, or an RxNorm or ATC code), whether or not it is
-    # one the catalog knows. A medication that names none could be an antidepressant: see UnidentifiedMedication.
-    named: bool = False
-    key: str = ""
+    """What a medication resource names. A plain class with its own __init__: in the compiled build a dataclass's
+    generated __init__ runs interpreted, and a record resolves dozens of these."""
+
+    def __init__(
+        self,
+        components: list[Component] | None = None,
+        text: str = "",
+        evidence: list[str] | None = None,
+        named: bool = False,
+        key: str = "",
+    ) -> None:
+        self.components: list[Component] = [] if components is None else components
+        self.text = text
+        self.evidence: list[str] = [] if evidence is None else evidence
+        # Whether the record names a drug at all (a name, a display, or an RxNorm or ATC code), whether or not it
+        # is one the catalog knows. A medication that names none could be an antidepressant: see
+        # UnidentifiedMedication.
+        self.named = named
+        self.key = key
 
 
 # What each distinct medication concept names: (components, text, named), a pure function of the concept and the

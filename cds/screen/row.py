@@ -67,7 +67,7 @@ def _scalar(value: Any, kind: str) -> Any:
     if value is None:
         return None
     if kind == "float64":
-        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     return str(value)
 
 
