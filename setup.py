@@ -33,6 +33,7 @@ COMPILED = [
     "cds/fhir/reader.py",
     "cds/fhir/record.py",
     "cds/facts/builder.py",
+    "cds/facts/construct.py",
     "cds/facts/courses.py",
     "cds/facts/episode.py",
     "cds/facts/outcome.py",

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import os
+
+# Every trusted construction is also validated, and must agree (cds.facts.construct); before cds is imported.
+os.environ["CDS_CHECK_CONSTRUCTION"] = "1"
+
 from datetime import date
 from pathlib import Path
 

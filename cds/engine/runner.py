@@ -19,7 +19,8 @@ from cds.engine.screen_inputs import screen_views
 from cds.engine.staging import StagingResult
 from cds.engine.staging_inputs import staging_views
 from cds.engine.views import Views, adequacy_by_trial, failed_trials, stage_one, trd_summary
-from cds.facts.models import FactSet, validator
+from cds.facts.construct import trusted
+from cds.facts.models import FactSet
 from cds.findings import Finding, FindingSource, Indicator, render_template
 from cds.knowledge import Knowledge
 
@@ -168,7 +169,7 @@ class RuleEngine:
         return out
 
 
-_new_finding = validator(Finding)
+_new_finding = trusted(Finding)
 
 
 class _FindingPlan(NamedTuple):

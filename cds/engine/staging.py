@@ -11,10 +11,11 @@ from cds.engine.base import FactView
 from cds.engine.ir import Module, Totals
 from cds.engine.staging_models import StagingComponent as StagingComponent
 from cds.engine.staging_models import StagingResult as StagingResult
-from cds.facts.models import FactSet, validator
+from cds.facts.construct import trusted
+from cds.facts.models import FactSet
 from cds.findings import Finding
 
-_new_component = validator(StagingComponent)
+_new_component = trusted(StagingComponent)
 
 
 def _components(derived: Sequence[FactView], findings: Sequence[Finding]) -> dict[Any, list[StagingComponent]]:

@@ -3,9 +3,8 @@ package derive episodes and trials from them. Nothing here knows FHIR JSON or th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
-from typing import Any, Literal, TypeVar, cast
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,15 +23,6 @@ Outcome = Literal["remission", "response", "partial_response", "nonresponse", "i
 
 class Fact(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def validator(model: type[M]) -> Callable[[dict[str, Any]], M]:
-    """`model(**fields)` for callers that make many values (facts, findings): the same pydantic validation, applied
-    to a dict without going through BaseModel.__init__, which costs about a third more per value."""
-    return cast(Callable[[dict[str, Any]], M], model.__pydantic_validator__.validate_python)
 
 
 class DataIssue(Fact):

@@ -6,10 +6,11 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from cds.facts.models import Outcome, Score, TrialOutcome, validator
+from cds.facts.construct import trusted
+from cds.facts.models import Outcome, Score, TrialOutcome
 from cds.knowledge import Knowledge
 
-_outcome = validator(TrialOutcome)  # TrialOutcome(**fields), validated, cheaper (models.validator)
+_outcome = trusted(TrialOutcome)  # TrialOutcome(**fields), cheaper (cds.facts.construct)
 
 
 class ScoreIndex:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from itertools import pairwise
 
+from cds.facts.construct import trusted
 from cds.facts.models import (
     AdverseReaction,
     Augmentation,
@@ -24,15 +25,14 @@ from cds.facts.models import (
     MedicationExposure,
     Score,
     Trial,
-    validator,
 )
 from cds.facts.outcome import ScoreIndex, assess_outcome
 from cds.knowledge import Knowledge
 
 _DAY = timedelta(days=1)
-# Validated constructors without BaseModel.__init__ (see models.validator): a long history makes thousands.
-_dose_step, _dose_record, _trial = validator(DoseStep), validator(DoseRecord), validator(Trial)
-_augmentation, _excluded = validator(Augmentation), validator(ExcludedExposure)
+# Constructors for values typed code made (cds.facts.construct): a long history makes thousands.
+_dose_step, _dose_record, _trial = trusted(DoseStep), trusted(DoseRecord), trusted(Trial)
+_augmentation, _excluded = trusted(Augmentation), trusted(ExcludedExposure)
 
 
 class _Group:

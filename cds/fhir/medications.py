@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from cds.facts.models import DataIssue, MedicationExposure, UnidentifiedMedication, validator
+from cds.facts.construct import trusted
+from cds.facts.models import DataIssue, MedicationExposure, UnidentifiedMedication
 from cds.fhir.dosage import DoseEstimate, ProductStrength, administered_mg, daily_dose
 from cds.fhir.elements import (
     as_list,
@@ -72,8 +73,8 @@ _KINDS = {
     "MedicationAdministration": "administration",
 }
 _NAMING_SYSTEMS = RXNORM_SYSTEMS | ATC_SYSTEMS  # a code in these names a drug even when the catalog lacks it
-_exposure = validator(MedicationExposure)  # MedicationExposure(**fields), validated, cheaper (models.validator)
-_new_unidentified = validator(UnidentifiedMedication)
+_exposure = trusted(MedicationExposure)  # MedicationExposure(**fields), cheaper (cds.facts.construct)
+_new_unidentified = trusted(UnidentifiedMedication)
 
 
 @dataclass(frozen=True)

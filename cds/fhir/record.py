@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from operator import attrgetter
 from typing import Any
 
+from cds.facts.construct import trusted
 from cds.facts.models import (
     AdherenceEvidence,
     AdverseReaction,
@@ -19,7 +20,6 @@ from cds.facts.models import (
     PatientRecord,
     ProcedureRecord,
     Score,
-    validator,
 )
 from cds.fhir.elements import (
     Coding,
@@ -49,10 +49,10 @@ _INACTIVE_CONDITION = {"inactive", "remission", "resolved"}
 _ABATEMENT = tuple(f"abatement{x}" for x in ("DateTime", "Period", "Age", "String", "Range", "Boolean"))
 _DISCARD_VERIFICATION = {"entered-in-error", "refuted"}
 _PROCEDURE_DONE = {"completed", "in-progress", None}
-# Validated constructors without BaseModel.__init__ (see models.validator): a record makes hundreds of these facts.
-_score, _lab, _diagnosis = validator(Score), validator(LabResult), validator(Diagnosis)
-_procedure, _adherence, _reaction = validator(ProcedureRecord), validator(AdherenceEvidence), validator(AdverseReaction)
-_record = validator(PatientRecord)
+# Constructors for values typed code made (cds.facts.construct): a record makes hundreds of these facts.
+_score, _lab, _diagnosis = trusted(Score), trusted(LabResult), trusted(Diagnosis)
+_procedure, _adherence, _reaction = trusted(ProcedureRecord), trusted(AdherenceEvidence), trusted(AdverseReaction)
+_record = trusted(PatientRecord)
 _BY_DATE_REF, _BY_START_REF = attrgetter("date", "ref"), attrgetter("start", "ref")
 _BY_DATE_REF_ANALYTE = attrgetter("date", "ref", "analyte")
 # The resource types the reader reads; every other type is skipped here, and left out of a bulk export's buckets
