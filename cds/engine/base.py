@@ -95,8 +95,8 @@ def derive_fact(rule: Rule, bound: dict[str, dict[str, Any]]) -> FactView:
     return build_derived(derived_id(rule.id, ids), derive_items(rule.derive), bound)
 
 
-def sort_activations(result: StageResult, rules: StageRules) -> StageResult:
-    order = rules.order
+def sort_activations(result: StageResult, order: dict[str, int]) -> StageResult:
+    """Activations in rule order (``StageRules.order``, worked out once per evaluator), then by bound facts."""
     result.activations.sort(key=lambda a: (order[a.rule], a.bindings))
     result.derived.sort(key=lambda f: str(f["id"]))
     return result

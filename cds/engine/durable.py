@@ -239,6 +239,7 @@ class DurableEvaluator:
     def __init__(self, rules: StageRules, ruleset_name: str | None = None) -> None:
         self.rules = rules
         self._types = {p.type for r in rules.rules for p in r.when}
+        self._order = rules.order
         self._fields = _engine_fields(rules)
         self._gates = _gates(rules)
         self._lock = threading.Lock()
@@ -297,7 +298,7 @@ class DurableEvaluator:
                         self._run_actions(session, offset)
                 if session.errors:
                     raise EngineError("rule action failed: " + "; ".join(session.errors))
-                return sort_activations(StageResult(session.activations, session.derived), self.rules)
+                return sort_activations(StageResult(session.activations, session.derived), self._order)
             finally:
                 self._sessions.pop(sid, None)
                 if offset is not None:

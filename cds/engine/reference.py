@@ -95,6 +95,7 @@ class ReferenceEvaluator:
 
     def __init__(self, rules: StageRules) -> None:
         self.rules = rules
+        self._order = rules.order
 
     def run(self, facts: Sequence[FactView]) -> StageResult:
         memory: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -117,7 +118,7 @@ class ReferenceEvaluator:
                         memory[str(fact["type"])].append(dict(fact))
                         result.derived.append(fact)
                         changed = True
-        return sort_activations(result, self.rules)
+        return sort_activations(result, self._order)
 
     def _bindings(self, rule: Rule, memory: dict[str, list[dict[str, Any]]]) -> Iterator[dict[str, dict[str, Any]]]:
         def walk(i: int, bound: dict[str, dict[str, Any]]) -> Iterator[dict[str, dict[str, Any]]]:
