@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import orjson
+from orjson import dumps  # a module global: cheaper than orjson.dumps's attribute lookup, compiled
 
 V = TypeVar("V")
 
@@ -25,7 +26,7 @@ MEMO_LIMIT = 4096
 def json_key(value: Any) -> bytes | None:
     """A hashable key for a parsed JSON value (its compact serialisation); None when it has no JSON form."""
     try:
-        return orjson.dumps(value, option=_KEY_OPTIONS)
+        return dumps(value, option=_KEY_OPTIONS)
     except TypeError:
         return None
 
