@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -25,7 +25,8 @@ from cds.errors import CdsError
 
 M = TypeVar("M", bound=BaseModel)
 
-# Set before the package is imported: every construction is also validated, and the two must agree.
+# Set before the package is imported: every construction is also validated, and the two must agree (read when
+# a constructor is made).
 CHECK = os.environ.get("CDS_CHECK_CONSTRUCTION", "") == "1"
 
 
@@ -36,7 +37,12 @@ class ConstructionMismatch(CdsError):
     """A trusted construction differs from what validation makes of the same values: a bug in the caller."""
 
 
-_SET = object.__setattr__  # what pydantic's own model_construct uses: the models are frozen
+def _setter(model: type[BaseModel], name: str) -> Callable[[Any, Any], None]:
+    """The slot's own descriptor setter (what object.__setattr__ ends at, the models being frozen), found once."""
+    for klass in model.__mro__:
+        if name in klass.__dict__:
+            return cast(Callable[[Any, Any], None], klass.__dict__[name].__set__)
+    raise TypeError(f"{model.__name__} has no {name}")
 
 
 class Trusted(Generic[M]):
@@ -57,7 +63,14 @@ class Trusted(Generic[M]):
             else:
                 self.template[name] = _REQUIRED if f.default is PydanticUndefined else f.default
         self.size = len(fields)
-        self.required = frozenset(name for name, f in fields.items() if f.is_required())
+        self.required = [name for name, f in fields.items() if f.is_required()]
+        self.missing = _REQUIRED
+        self.new: Callable[[type[M]], M] = model.__new__
+        self.set_dict = _setter(model, "__dict__")
+        self.set_fields_set = _setter(model, "__pydantic_fields_set__")
+        self.set_extra = _setter(model, "__pydantic_extra__")
+        self.set_private = _setter(model, "__pydantic_private__")
+        self.check = CHECK
         # What pydantic would convert or reject on its own: extra fields kept, validators, aliases.
         decorators = model.__pydantic_decorators__
         self.plain = (
@@ -70,18 +83,22 @@ class Trusted(Generic[M]):
     def __call__(self, values: dict[str, Any]) -> M:
         data = self.template.copy()
         data.update(values)
-        # A name the model does not have makes the dict longer; a required field left out, a value missing.
-        if not self.plain or len(data) != self.size or not values.keys() >= self.required:
+        # A name the model does not have makes the dict longer; a required field left out keeps its marker.
+        if not self.plain or len(data) != self.size:
             return self.validate(values)  # raises pydantic's own error
+        missing = self.missing
+        for name in self.required:
+            if data[name] is missing:
+                return self.validate(values)
         for name, factory in self.factories:
             if name not in values:
                 data[name] = factory()
-        obj = self.model.__new__(self.model)
-        _SET(obj, "__dict__", data)
-        _SET(obj, "__pydantic_fields_set__", set(values))
-        _SET(obj, "__pydantic_extra__", None)
-        _SET(obj, "__pydantic_private__", None)
-        if CHECK:
+        obj = self.new(self.model)
+        self.set_dict(obj, data)
+        self.set_fields_set(obj, set(values))
+        self.set_extra(obj, None)
+        self.set_private(obj, None)
+        if self.check:
             _check(obj, self.validate(values))
         return obj
 
