@@ -293,3 +293,19 @@ def test_engine_json_finds_an_exponent_however_deep(value: object) -> None:
 def test_engine_json_leaves_plain_numbers_and_text_alone() -> None:
     payload = {"a": 0.0001, "b": 123456.789, "c": "1e5", "d": [1, 2.5], "e": -0.0}
     assert engine_json(payload) == orjson.dumps(payload).decode()
+
+
+@pytest.mark.parametrize(
+    "value", [1e-4, -1e-4, 1.0000000000000002e-4, 0.00012345678901234, 1.0, 123456.789, 999999999999999.9, -1e15 + 1]
+)
+def test_floats_the_adapter_does_not_look_at_are_written_plainly(value: float) -> None:
+    """engine_json assumes orjson writes every float in [1e-4, 1e15) without an exponent; this holds it to that."""
+    assert b"e" not in orjson.dumps(value)
+    assert engine_json({"v": value}) == orjson.dumps({"v": value}).decode()
+
+
+@pytest.mark.parametrize("value", [9.999999999999999e-5, 1e15 * 10, 1e-300, -1e16])
+def test_floats_outside_the_plain_range_are_still_checked(value: float) -> None:
+    text = engine_json({"v": [value]})
+    assert json.loads(text) == {"v": [value]}
+    assert not re.search(r"(?<![\d.])\d+e", text), text
