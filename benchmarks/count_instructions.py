@@ -4,9 +4,10 @@ doing; the runs here fix PYTHONHASHSEED).
 
     python benchmarks/count_instructions.py evaluate --patients 10            # per patient, evaluate_bytes
     python benchmarks/count_instructions.py partition EXPORT                  # per patient, partitioning
+    python benchmarks/count_instructions.py worker EXPORT --patients 150      # per patient, a screening worker's
     python benchmarks/count_instructions.py screen EXPORT                     # a whole one-process `cds screen`
 
-`evaluate` and `partition` run the work twice under callgrind, once without the measured part (start-up,
+`evaluate`, `partition` and `worker` run the work twice under callgrind, once without the measured part (start-up,
 imports, warm-up) and once with it, and print the difference divided by the patients: what the measured part
 alone costs. `screen` prints the total of one `cds screen --processes 1` run, start-up included, over all its
 processes (patients are evaluated in forked children, one per bucket). Compare two trees by running the command
@@ -41,6 +42,22 @@ def _inner(mode: str, arg: str, patients: int, measured: bool) -> None:
         data = [json.dumps(p).encode() for p in generate_population(WARM_UP + patients, seed=1)]
         for d in data[: WARM_UP + patients if measured else WARM_UP]:
             ev.evaluate_bytes(d, DEFAULT_NOW)
+    elif mode == "worker":
+        # What a screening worker does per patient (cds.screen.worker.evaluate_patient: sort, parse, evaluate, row)
+        # on an export's patients, after as many warm-up patients as `evaluate` has.
+        from datetime import date
+
+        from cds.fhir.bulk import export_files, partition_file, read_bucket
+        from cds.screen.worker import evaluate_patient
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for p in export_files(Path(arg)):
+                partition_file(p, Path(tmp), 8)
+            people = [pair for b in sorted(Path(tmp).iterdir()) for pair in read_bucket(b)]
+        if len(people) < WARM_UP + patients:
+            raise SystemExit(f"the export holds {len(people)} patients, fewer than {WARM_UP} + {patients}")
+        for pid, lines in people[: WARM_UP + patients if measured else WARM_UP]:
+            evaluate_patient(pid, lines, date.fromisoformat(NOW))
     elif mode == "partition":
         from cds.fhir.bulk import export_files, partition_file
 
@@ -84,9 +101,9 @@ def _patients(export: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("mode", choices=["evaluate", "partition", "screen"])
-    ap.add_argument("export", nargs="?", default="", help="a bulk export directory (partition, screen)")
-    ap.add_argument("--patients", type=int, default=10, help="patients to evaluate (evaluate)")
+    ap.add_argument("mode", choices=["evaluate", "partition", "worker", "screen"])
+    ap.add_argument("export", nargs="?", default="", help="a bulk export directory (partition, worker, screen)")
+    ap.add_argument("--patients", type=int, default=10, help="patients to evaluate (evaluate, worker)")
     ap.add_argument("--inner", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.inner is not None:
@@ -101,7 +118,7 @@ def main() -> None:
             total = _count([*cmd, "--no-progress"])
         print(f"screen {args.export}: {total:,} instructions (one process, start-up included)")
         return
-    n = args.patients if args.mode == "evaluate" else _patients(Path(args.export))
+    n = args.patients if args.mode in ("evaluate", "worker") else _patients(Path(args.export))
     base = _count([*me, "--inner", "0"])
     full = _count([*me, "--inner", "1"])
     print(f"{args.mode}: {(full - base) / n / 1e6:.2f}M instructions per patient ({n} patients)")
