@@ -46,7 +46,8 @@ def _setter(model: type[BaseModel], name: str) -> Callable[[Any, Any], None]:
 
 
 class Trusted(Generic[M]):
-    """`Model(**values)` for values typed code made: see the module docstring."""
+    """`Model(**values)` for values typed code made: see the module docstring. ``values`` must be a dict made for
+    the call (a literal): one that holds every field in the model's order becomes the model's own, uncopied."""
 
     def __init__(self, model: type[M]) -> None:
         self.model = model
@@ -63,6 +64,7 @@ class Trusted(Generic[M]):
             else:
                 self.template[name] = _REQUIRED if f.default is PydanticUndefined else f.default
         self.size = len(fields)
+        self.names = list(fields)
         self.required = [name for name, f in fields.items() if f.is_required()]
         self.missing = _REQUIRED
         self.new: Callable[[type[M]], M] = model.__new__
@@ -81,18 +83,21 @@ class Trusted(Generic[M]):
         )
 
     def __call__(self, values: dict[str, Any]) -> M:
-        data = self.template.copy()
-        data.update(values)
-        # A name the model does not have makes the dict longer; a required field left out keeps its marker.
-        if not self.plain or len(data) != self.size:
-            return self.validate(values)  # raises pydantic's own error
-        missing = self.missing
-        for name in self.required:
-            if data[name] is missing:
-                return self.validate(values)
-        for name, factory in self.factories:
-            if name not in values:
-                data[name] = factory()
+        if self.plain and len(values) == self.size and self._in_order(values):
+            data = values  # every field, in the model's order: the (fresh) dict becomes the model's
+        else:
+            data = self.template.copy()
+            data.update(values)
+            # A name the model does not have makes the dict longer; a required field left out keeps its marker.
+            if not self.plain or len(data) != self.size:
+                return self.validate(values)  # raises pydantic's own error
+            missing = self.missing
+            for name in self.required:
+                if data[name] is missing:
+                    return self.validate(values)
+            for name, factory in self.factories:
+                if name not in values:
+                    data[name] = factory()
         obj = self.new(self.model)
         self.set_dict(obj, data)
         self.set_fields_set(obj, set(values))
@@ -101,6 +106,10 @@ class Trusted(Generic[M]):
         if self.check:
             _check(obj, self.validate(values))
         return obj
+
+    def _in_order(self, values: dict[str, Any]) -> bool:
+        names = self.names
+        return all(key == names[i] for i, key in enumerate(values))
 
 
 def _check(made: BaseModel, validated: BaseModel) -> None:

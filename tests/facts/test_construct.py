@@ -84,3 +84,13 @@ class _Validated(BaseModel):
 
 def test_a_model_with_validators_is_always_validated() -> None:
     assert trusted(_Validated)({"name": "  x "}).name == "x"
+
+
+def test_every_field_in_order_or_not_gives_the_model_s_order() -> None:
+    in_order = dict(SCORE)
+    made = trusted(Score)(in_order)
+    assert made.__dict__ is in_order  # adopted: the caller made it for this call
+    shuffled = dict(reversed(list(SCORE.items())))
+    other = trusted(Score)(shuffled)
+    assert list(other.__dict__) == list(Score.model_fields) and other.__dict__ is not shuffled
+    assert repr(made) == repr(other) == repr(Score(**SCORE))
