@@ -30,7 +30,7 @@ M = TypeVar("M", bound=BaseModel)
 CHECK = os.environ.get("CDS_CHECK_CONSTRUCTION", "") == "1"
 
 
-_REQUIRED, _FACTORY = object(), object()  # markers: no default; a default_factory
+_REQUIRED = object()  # the template's marker of a field without a default (required, or made by a default_factory)
 
 
 class ConstructionMismatch(CdsError):
