@@ -83,13 +83,15 @@ class Trusted(Generic[M]):
         )
 
     def __call__(self, values: dict[str, Any]) -> M:
-        if self.plain and len(values) == self.size and self._in_order(values):
+        if not self.plain:
+            return self.validate(values)
+        if len(values) == self.size and self._in_order(values):
             data = values  # every field, in the model's order: the (fresh) dict becomes the model's
         else:
             data = self.template.copy()
             data.update(values)
             # A name the model does not have makes the dict longer; a required field left out keeps its marker.
-            if not self.plain or len(data) != self.size:
+            if len(data) != self.size:
                 return self.validate(values)  # raises pydantic's own error
             missing = self.missing
             for name in self.required:
