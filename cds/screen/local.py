@@ -175,7 +175,7 @@ def _resumed(work: WorkDir, wanted: Manifest) -> Manifest | None:
 
 
 def _prepare(
-    export_dir: Path, files: list[Path], work: WorkDir, now: date, buckets: int | None, pool: ProcessPoolExecutor | None
+    export_dir: Path, files: list[Path], work: WorkDir, now: date, buckets: int | None, pool: ProcessPoolExecutor
 ) -> Manifest:
     if not files:
         raise FileNotFoundError(f"no .ndjson or .ndjson.gz files in {export_dir}")
@@ -189,7 +189,7 @@ def _prepare(
     tasks = [(str(p), str(work.buckets), wanted.buckets) for p in files]
     # biggest files first, so the pool stays busy to the end
     tasks.sort(key=lambda t: -Path(t[0]).stat().st_size)
-    stats = list(pool.map(_partition, tasks)) if pool else [_partition(t) for t in tasks]
+    stats = list(pool.map(_partition, tasks))
     wanted.files = sorted(stats, key=lambda s: s.name)
     work.save_manifest(wanted)
     return wanted
@@ -231,38 +231,31 @@ def screen_local(
         resumed = _resumed(work, _wanted(files, now, buckets))
         if resumed is not None:
             _isolate(ctx, work, resumed.buckets)
-    pool = (
-        ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init, initargs=init_args) if processes > 1 else None
-    )
+    # Even one process is a pool worker, not this process: the progress bar's refresh thread runs here, and a
+    # process that has ever had a second thread pays for it in every malloc (cds.screen.output). The workers
+    # fork at the pool's first task, before any thread exists here.
+    pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init, initargs=init_args)
+    pool.submit(int).result()  # forks every worker now (a resumed run partitions nothing)
     try:
         manifest = _prepare(export_dir, files, work, now, buckets, pool)
         pending = [b for b in range(manifest.buckets) if not work.done(b).exists()]
         already = work.count_rows(manifest.buckets)
         with make_progress(console, progress) as bar:
             task = bar.add_task("screening", total=max(manifest.patients, already), completed=already)
-            if pool is None:
-                complete = True
-                for b in pending:
-                    complete = _screen_bucket(b)
-                    bar.update(task, completed=already + finished.value)
-                    if not complete:
-                        break
-            else:
-                # A worker killed by a signal (the out-of-memory killer) breaks the pool: the run stops with
-                # BrokenProcessPool instead of hanging, and the next run resumes from the journals. (A patient
-                # that crashes the engine kills only the child evaluating it: see _evaluate_supervised.)
-                futures = {pool.submit(_screen_bucket, b) for b in pending}
-                complete = True
-                while futures:
-                    done, futures = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
-                    complete = all([f.result() for f in done]) and complete
-                    bar.update(task, completed=already + finished.value)
+            # A worker killed by a signal (the out-of-memory killer) breaks the pool: the run stops with
+            # BrokenProcessPool instead of hanging, and the next run resumes from the journals. (A patient that
+            # crashes the engine kills only the child evaluating it: see _evaluate_supervised.)
+            futures = {pool.submit(_screen_bucket, b) for b in pending}
+            complete = True
+            while futures:
+                done, futures = wait(futures, timeout=0.25, return_when=FIRST_COMPLETED)
+                complete = all([f.result() for f in done]) and complete
+                bar.update(task, completed=already + finished.value)
             bar.update(task, completed=already + finished.value)
     except BrokenProcessPool:
         raise RuntimeError("a screening worker process died; run again to resume from the checkpoint") from None
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True, cancel_futures=True)
     evaluated = int(counter.value)
     if not complete:
         return ScreenResult(False, already + evaluated, evaluated, None)

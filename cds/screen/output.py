@@ -2,6 +2,11 @@
 
 Both the local runner and the Spark job write through here, so their files are identical byte for byte.
 CSV cells: lists joined with ``;``, maps as compact JSON objects, null as an empty cell.
+
+pyarrow is imported only when a table is written. Importing it imports numpy, whose OpenBLAS starts threads;
+once a process has had a second thread, glibc's malloc and free take the arena lock on every call, in that
+process and in every process forked from it. The screening workers are forked from the driver, so the driver
+must not import pyarrow before they are.
 """
 
 from __future__ import annotations
@@ -9,29 +14,37 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterable, Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from cds.screen.row import COLUMNS, Row
 from cds.screen.summary import SummaryBuilder
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped]
 
 PARQUET_NAME = "screening.parquet"
 CSV_NAME = "screening.csv"
 BATCH_ROWS = 4096
 
-_TYPES: dict[str, pa.DataType] = {
-    "string": pa.string(),
-    "int64": pa.int64(),
-    "float64": pa.float64(),
-    "bool": pa.bool_(),
-    "list<string>": pa.list_(pa.string()),
-    "map<string,int64>": pa.map_(pa.string(), pa.int64()),
-}
-SCHEMA = pa.schema([pa.field(name, _TYPES[kind]) for name, kind in COLUMNS.items()])
+
+@cache
+def schema() -> pa.Schema:
+    """The table's Arrow schema, from the column kinds of cds.screen.row.COLUMNS."""
+    import pyarrow as pa
+
+    types = {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "float64": pa.float64(),
+        "bool": pa.bool_(),
+        "list<string>": pa.list_(pa.string()),
+        "map<string,int64>": pa.map_(pa.string(), pa.int64()),
+    }
+    return pa.schema([pa.field(name, types[kind]) for name, kind in COLUMNS.items()])
 
 
 def _csv_cell(value: Any) -> Any:
@@ -47,14 +60,17 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _batch(rows: list[Row]) -> pa.RecordBatch:
+    import pyarrow as pa
+
     columns = []
     for name in COLUMNS:
         values = [r[name] for r in rows]
         if COLUMNS[name].startswith("map"):
             values = [None if v is None else list(v.items()) for v in values]
         columns.append(values)
+    table_schema = schema()
     return pa.RecordBatch.from_arrays(
-        [pa.array(c, type=f.type) for c, f in zip(columns, SCHEMA, strict=True)], schema=SCHEMA
+        [pa.array(c, type=f.type) for c, f in zip(columns, table_schema, strict=True)], schema=table_schema
     )
 
 
@@ -72,10 +88,12 @@ def _batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
 def write_table(rows: Iterable[Row], out_dir: Path, summary: SummaryBuilder) -> int:
     """Write ``screening.parquet`` and ``screening.csv`` atomically; rows must come sorted by patient id
     without duplicates (checked). Every row is also added to ``summary``. Returns the number of rows."""
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
     out_dir.mkdir(parents=True, exist_ok=True)
     pq_tmp, csv_tmp = out_dir / f".{PARQUET_NAME}.tmp", out_dir / f".{CSV_NAME}.tmp"
     n, last = 0, None
-    with pq.ParquetWriter(pq_tmp, SCHEMA, compression="zstd") as pw, csv_tmp.open("w", newline="") as fh:
+    with pq.ParquetWriter(pq_tmp, schema(), compression="zstd") as pw, csv_tmp.open("w", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(COLUMNS)
         for batch in _batches(rows, BATCH_ROWS):
