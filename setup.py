@@ -40,6 +40,7 @@ COMPILED = [
     "cds/facts/trials.py",
     "cds/engine/base.py",
     "cds/engine/durable.py",
+    "cds/engine/prefilter.py",
     "cds/engine/recommend_inputs.py",
     "cds/engine/runner.py",
     "cds/engine/screen_inputs.py",

@@ -53,6 +53,7 @@ from cds.engine.base import (
     sort_activations,
 )
 from cds.engine.ir import Expr, Rule, Test
+from cds.engine.prefilter import Prefilter
 from cds.errors import EngineError, KnowledgeError
 
 _CMP = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
@@ -191,30 +192,6 @@ def _engine_fields(rules: StageRules) -> dict[str, tuple[tuple[str, str], ...]]:
     return {t: tuple((n, _field(n)) for n in sorted(names)) for t, names in fields.items()}
 
 
-def _gates(rules: StageRules) -> dict[str, tuple[str, frozenset[str]]]:
-    """Per fact type, a field that every pattern of the type tests with `==`/`in` against text values, and the
-    union of those values. A fact whose field is missing or holds other text fails that test in every pattern
-    (a test on a missing field is false in both evaluators; text equality is exact), so it can match no rule of
-    the stage and is not asserted. Types without such a field are absent: every fact of them is asserted."""
-    per_type: dict[str, list[dict[str, frozenset[str]]]] = {}
-    for rule in rules.rules:
-        for p in rule.when:
-            checks: dict[str, frozenset[str]] = {}
-            for t in p.all:
-                values = [t.value] if t.op == "==" else t.value if t.op == "in" else None
-                if isinstance(values, list) and values and all(isinstance(v, str) for v in values):
-                    accepted = frozenset(str(v) for v in values)
-                    checks[t.field] = checks[t.field] & accepted if t.field in checks else accepted
-            per_type.setdefault(p.type, []).append(checks)
-    gates: dict[str, tuple[str, frozenset[str]]] = {}
-    for type_, patterns in per_type.items():
-        common = set.intersection(*(set(c) for c in patterns))
-        if common:
-            name = min(common)
-            gates[type_] = (name, frozenset().union(*(c[name] for c in patterns)))
-    return gates
-
-
 class _Session:
     """One evaluation's state on the Python side: its sid, its facts by id, and what its actions recorded."""
 
@@ -239,10 +216,9 @@ class DurableEvaluator:
 
     def __init__(self, rules: StageRules, ruleset_name: str | None = None) -> None:
         self.rules = rules
-        self._types = {p.type for r in rules.rules for p in r.when}
         self._order = rules.order
         self._fields = _engine_fields(rules)
-        self._gates = _gates(rules)
+        self._prefilter = Prefilter([p for r in rules.rules for p in r.when])
         self._lock = threading.Lock()
         self._sessions: dict[str, _Session] = {}
         self._pool = _sid_pool(_POOL_SIZE)
@@ -335,16 +311,8 @@ class DurableEvaluator:
         return ran
 
     def _wanted(self, fact: FactView) -> bool:
-        """Whether some rule of this stage could match the fact: its type is read and it passes the local text
-        tests of at least one pattern (see `_gates`)."""
-        type_ = fact["type"]
-        if type_ not in self._types:
-            return False
-        gate = self._gates.get(str(type_))
-        if gate is None:
-            return True
-        value = fact.get(gate[0])
-        return value in gate[1] or not (value is None or isinstance(value, str))
+        """Whether some rule of this stage could match the fact (cds.engine.prefilter): the others are not sent."""
+        return self._prefilter.may_match(fact)
 
     def _ordered(self, facts: Sequence[FactView]) -> list[FactView]:
         """Only facts some rule could match (an unmatched fact leaves a half-made session behind), in a stable
