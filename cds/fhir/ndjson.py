@@ -17,14 +17,21 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import msgspec
+from isal import igzip, isal_zlib
 
 from cds.fhir.reader import BOM
 
 
 def open_ndjson(path: Path) -> BinaryIO:
+    """A gzip file is read with ISA-L's igzip: half the CPU time of the standard library's gzip, which matters
+    when a whole export is read once per run (its errors are the standard library's EOFError and BadGzipFile)."""
     if path.name.endswith(".gz"):
-        return cast(BinaryIO, gzip.open(path, "rb"))
+        return cast(BinaryIO, igzip.open(path, "rb"))  # type: ignore[no-untyped-call]
     return path.open("rb")
+
+
+# isal's stubs declare its error as an instance; it is the class igzip raises for a corrupt deflate stream.
+_ISAL_ERROR = cast(type[Exception], isal_zlib.error)
 
 
 def iter_lines(path: Path, stats: FileStats | None = None) -> Iterator[bytes]:
@@ -39,7 +46,7 @@ def iter_lines(path: Path, stats: FileStats | None = None) -> Iterator[bytes]:
                 line = line.rstrip(b"\r\n")
                 if line[:1] == b"{" or line.strip():  # the common case without a copy
                     yield line
-    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+    except (EOFError, gzip.BadGzipFile, zlib.error, _ISAL_ERROR) as exc:
         if stats is not None:
             stats.error = _UNREADABLE.get(type(exc), "the compressed data is corrupt") + f" ({exc})"
 

@@ -191,6 +191,10 @@ def test_a_cut_short_or_corrupt_gzip_file_keeps_its_lines_and_says_why(tmp_path:
     junk = FileStats("junk.ndjson.gz")
     assert list(iter_lines(tmp_path / "junk.ndjson.gz", junk)) == []
     assert junk.error is not None and junk.error.startswith("not a valid gzip file")
+    (tmp_path / "garbled.ndjson.gz").write_bytes(data[:10] + b"\xff" * 50 + data[60:])  # a gzip header, then junk
+    garbled = FileStats("garbled.ndjson.gz")
+    assert list(iter_lines(tmp_path / "garbled.ndjson.gz", garbled)) == []
+    assert garbled.error is not None and garbled.error.startswith("the compressed data is corrupt")
 
 
 def test_unread_types_are_counted_not_partitioned() -> None:
