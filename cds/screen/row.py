@@ -1,8 +1,8 @@
 """One screening row per patient, derived from an Evaluation; the column list is the table's contract.
 
-Columns that depend on rule modules still being written are derived generically, so they fill in as those
-modules land without a change here: flags and options from findings by ``category``; staging from an
-``Evaluation.staging`` field when there is one (null until then).
+Flags and options are derived from findings by ``category``, so new rule modules fill them in without a change
+here. Staging columns are named fields of ``Evaluation.staging``'s results (``StagingResult``): null when the
+model could not be computed for the patient (the evaluation says why), never a guess.
 """
 
 from __future__ import annotations
@@ -44,23 +44,16 @@ COLUMNS: dict[str, str] = {
     "knowledge_version": "string",
     "now": "string",
 }
-# staging column -> path inside Evaluation.staging (attribute or key at each step)
+# staging column -> (model, field of its StagingResult): the Thase-Rush stage and the European level are labels
+# ("II", "trd_level_2"), the MGH and Maudsley scores values, the Maudsley category its band.
 STAGING: dict[str, tuple[str, str]] = {
-    "staging_thase_rush_stage": ("thase_rush", "stage"),
-    "staging_mgh_score": ("mgh", "score"),
-    "staging_european_level": ("european", "level"),
-    "staging_maudsley_score": ("maudsley", "score"),
+    "staging_thase_rush_stage": ("thase_rush", "label"),
+    "staging_mgh_score": ("mgh", "value"),
+    "staging_european_level": ("european", "label"),
+    "staging_maudsley_score": ("maudsley", "value"),
     "staging_maudsley_category": ("maudsley", "category"),
 }
 TOP_OPTIONS = 3
-
-
-def _get(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict):
-        return obj.get(key)
-    return getattr(obj, key, None)
 
 
 def _scalar(value: Any, kind: str) -> Any:
@@ -106,11 +99,12 @@ def row_from_evaluation(patient_id: str, ev: Evaluation) -> Row:
             critical += 1
         elif indicator == "warning":
             warning += 1
-    staging = getattr(ev, "staging", None)
-    stage = {
-        column: _scalar(_get(_get(staging, group), field), COLUMNS[column])
-        for column, (group, field) in STAGING.items()
-    }
+    stage: Row = {}
+    for column, (model, field) in STAGING.items():
+        result = ev.staging.get(model)
+        # a field name that StagingResult lacks raises here: no column silently null
+        value = getattr(result, field) if result is not None and result.computed else None
+        stage[column] = _scalar(value, COLUMNS[column])
     return {
         "patient_id": patient_id,
         "evaluated": True,
