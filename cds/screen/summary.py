@@ -14,6 +14,13 @@ from cds.fhir.bulk import FileStats
 from cds.screen.row import Row
 
 UNIDENTIFIED_CODE = "trd-unidentified-medications"  # the finding of rules/trd_status.yaml
+# Staging columns whose values are labels, counted per value (null: the model could not be computed).
+STAGING_LABELS = {
+    "staging_thase_rush_stage": "thase_rush_stage",
+    "staging_european_level": "european_level",
+    "staging_maudsley_category": "maudsley_category",
+}
+NOT_COMPUTED = "not computed"
 _BROKEN_FILE = (
     "Its lines before the break were screened and the rest is missing, so its patients may lack resources: "
     "fetch the file again and run again"
@@ -35,6 +42,7 @@ class SummaryBuilder:
     safety_flags: Counter[str] = field(default_factory=Counter)
     top_options: Counter[str] = field(default_factory=Counter)
     data_quality: Counter[str] = field(default_factory=Counter)
+    staging: dict[str, Counter[str]] = field(default_factory=lambda: {k: Counter() for k in STAGING_LABELS.values()})
     unresolved_patients: int = 0  # patients with a reference not found in their record
     undetermined_by_unidentified: int = 0  # patients whose TRD status is open only because drugs are unnamed
 
@@ -50,6 +58,9 @@ class SummaryBuilder:
         self.safety_flags.update(row["safety_flags"])
         self.top_options.update(row["top_options"][:1])
         self.data_quality.update(row["data_quality"])
+        for column, name in STAGING_LABELS.items():
+            value = row[column]
+            self.staging[name][NOT_COMPUTED if value is None else str(value)] += 1
         self.unresolved_patients += bool(row["data_quality"].get("unresolved_reference"))
         self.undetermined_by_unidentified += UNIDENTIFIED_CODE in row["finding_codes"]
 
@@ -85,6 +96,7 @@ class SummaryBuilder:
             "safety_flags": _top(self.safety_flags),
             "first_option": _top(self.top_options),
             "data_quality": _top(self.data_quality, 50),
+            "staging": {name: dict(sorted(counts.items())) for name, counts in self.staging.items()},
             "warnings": self.warnings() + [f"{f.name}: {f.error}. {_BROKEN_FILE}" for f in files if f.error],
             "input": {
                 "lines": sum(f.lines for f in files),
@@ -125,6 +137,14 @@ def render_summary(report: dict[str, Any], console: Console) -> None:
     ):
         if report[key]:
             console.print(_table(title, report[key], report["evaluated"]))
+    titles = {
+        "thase_rush_stage": "Thase-Rush stage",
+        "european_level": "European staging level",
+        "maudsley_category": "Maudsley staging",
+    }
+    for name, counts in report.get("staging", {}).items():
+        if counts:
+            console.print(_table(titles.get(name, name), counts, report["evaluated"]))
     if report["data_quality"]:
         console.print(_table("Data-quality issues (all patients)", dict(list(report["data_quality"].items())[:10])))
     bad = {f"{f['name']}: {reason}": n for f in inp["files"] for reason, n in f["bad"].items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from rich.console import Console
 from screen_helpers import N_PATIENTS, NOW, read_bytes
 
 from cds.screen import COLUMNS, screen_local
-from cds.screen.summary import render_summary
+from cds.screen.summary import NOT_COMPUTED, STAGING_LABELS, render_summary
 from cds.synthetic import write_bulk_export
 
 
@@ -55,6 +56,15 @@ def test_malformed_lines_counted_not_fatal(reference_run: Path) -> None:
     assert sum(report["trd_status"].values()) == N_PATIENTS
     per_file = {f["name"]: f for f in report["input"]["files"]}
     assert per_file["Patient.ndjson"]["patients"] == N_PATIENTS
+
+
+def test_summary_counts_each_staging_label_as_the_table_holds_it(reference_run: Path) -> None:
+    report = orjson.loads((reference_run / "summary.json").read_bytes())
+    rows = pq.read_table(reference_run / "screening.parquet").to_pylist()
+    for column, name in STAGING_LABELS.items():
+        expected = Counter(NOT_COMPUTED if r[column] is None else r[column] for r in rows)
+        assert report["staging"][name] == dict(sorted(expected.items())), name
+    assert len(report["staging"]["european_level"]) > 1  # some patients are staged, some not
 
 
 def test_patient_without_usable_resources_gets_an_error_row(tmp_path: Path) -> None:
