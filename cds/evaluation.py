@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cds.engine.runner import EvaluatorKind, RuleEngine
 from cds.engine.staging import StagingResult
 from cds.facts.builder import build_facts
+from cds.facts.construct import trusted
 from cds.facts.models import Episode, ExcludedExposure, FactSet, Trial
 from cds.fhir.reader import RawInput, read_input, read_resources
 from cds.fhir.record import RecordReader
@@ -54,6 +55,9 @@ class Evaluation(BaseModel):
     settings_needing_review: tuple[ReviewedSetting, ...] = ()
 
 
+_new_evaluation, _trial_result = trusted(Evaluation), trusted(TrialResult)  # Model(**fields), cheaper
+
+
 class Evaluator:
     """Holds the knowledge and the compiled rules; evaluate() is safe to call for many patients."""
 
@@ -83,20 +87,25 @@ class Evaluator:
 
     def evaluate_facts(self, facts: FactSet) -> Evaluation:
         outcome = self.engine.evaluate(facts)
-        return Evaluation(
-            patient=facts.patient_ref,
-            now=facts.now,
-            knowledge_version=self.knowledge.version,
-            episode=facts.episode,
-            trials=tuple(TrialResult(trial=t, adequacy=outcome.adequacy.get(t.id, "unknown")) for t in facts.trials),
-            excluded=facts.excluded,
-            trd_status=outcome.trd_status,
-            failed_adequate_trials=outcome.failed_adequate_trials,
-            findings=tuple(outcome.findings),
-            staging=outcome.staging,
-            data_quality=dict(sorted(Counter(i.kind for i in facts.issues).items())),
-            resources_read=facts.record.resource_count,
-            settings_needing_review=self.review,
+        adequacy = outcome.adequacy
+        return _new_evaluation(
+            {
+                "patient": facts.patient_ref,
+                "now": facts.now,
+                "knowledge_version": self.knowledge.version,
+                "episode": facts.episode,
+                "trials": tuple(
+                    _trial_result({"trial": t, "adequacy": adequacy.get(t.id, "unknown")}) for t in facts.trials
+                ),
+                "excluded": facts.excluded,
+                "trd_status": outcome.trd_status,
+                "failed_adequate_trials": outcome.failed_adequate_trials,
+                "findings": tuple(outcome.findings),
+                "staging": outcome.staging,
+                "data_quality": dict(sorted(Counter(i.kind for i in facts.issues).items())),
+                "resources_read": facts.record.resource_count,
+                "settings_needing_review": self.review,
+            }
         )
 
     def evaluate_bytes(self, data: bytes, now: date) -> Evaluation:

@@ -16,6 +16,7 @@ from cds.facts.models import FactSet
 from cds.findings import Finding
 
 _new_component = trusted(StagingComponent)
+_result = trusted(StagingResult)  # StagingResult(**fields), cheaper (cds.facts.construct)
 
 
 def _components(derived: Sequence[FactView], findings: Sequence[Finding]) -> dict[Any, list[StagingComponent]]:
@@ -58,24 +59,29 @@ def total(totals: Totals, comps: list[StagingComponent]) -> StagingResult:
     if totals.method == "level":
         return _level(totals, comps)
     if not comps:
-        return StagingResult(model=totals.model, computed=False, reason=totals.not_applicable or "no component applies")
+        reason = totals.not_applicable or "no component applies"
+        return _result({"model": totals.model, "computed": False, "reason": reason})
     missing = [c for c in totals.required_components if c not in {x.component for x in comps}]
     if missing:
-        return StagingResult(
-            model=totals.model,
-            computed=False,
-            components=tuple(comps),
-            reason=f"not computable: no data for {', '.join(missing)}",
+        return _result(
+            {
+                "model": totals.model,
+                "computed": False,
+                "reason": f"not computable: no data for {', '.join(missing)}",
+                "components": tuple(comps),
+            }
         )
     value = max(c.points for c in comps) if totals.method == "max" else sum(c.points for c in comps)
     category = next((c.label for c in totals.categories if c.min <= value <= c.max), None)
-    return StagingResult(
-        model=totals.model,
-        computed=True,
-        value=value,
-        label=_label(totals, value),
-        category=category,
-        components=tuple(comps),
+    return _result(
+        {
+            "model": totals.model,
+            "computed": True,
+            "value": value,
+            "label": _label(totals, value),
+            "category": category,
+            "components": tuple(comps),
+        }
     )
 
 
@@ -83,11 +89,13 @@ def _level(totals: Totals, comps: list[StagingComponent]) -> StagingResult:
     levels = [c for c in comps if c.component == "level"]
     weeks = [c for c in comps if c.component == "weeks-level"]
     if not levels:
-        return StagingResult(
-            model=totals.model,
-            computed=False,
-            components=tuple(comps),
-            reason="no failed adequate trial in the current episode",
+        return _result(
+            {
+                "model": totals.model,
+                "computed": False,
+                "reason": "no failed adequate trial in the current episode",
+                "components": tuple(comps),
+            }
         )
     value = max(c.points for c in levels)
     by_count = max((c.points for c in levels if c.points < 7), default=None)  # 7 = CRD, set by duration
@@ -101,13 +109,15 @@ def _level(totals: Totals, comps: list[StagingComponent]) -> StagingResult:
         and by_count >= 2
         and by_count not in {c.points for c in weeks},
     }
-    return StagingResult(
-        model=totals.model,
-        computed=True,
-        value=value,
-        label=_label(totals, value),
-        components=tuple(c for c in comps if c.component == "level"),
-        details=details,
+    return _result(
+        {
+            "model": totals.model,
+            "computed": True,
+            "value": value,
+            "label": _label(totals, value),
+            "components": tuple(c for c in comps if c.component == "level"),
+            "details": details,
+        }
     )
 
 
@@ -161,12 +171,14 @@ def dm_trd(facts: FactSet) -> StagingResult:
             if c.kind == "ect" and c.in_current_episode
         ],
     }
-    return StagingResult(
-        model="dm_trd",
-        computed=False,
-        details={"inputs": inputs},
-        reason="the DM-TRD item table (Peeters et al., J Affect Disord 2016;205:365-371) was not "
-        "available to the project; its inputs are listed for a clinician",
+    return _result(
+        {
+            "model": "dm_trd",
+            "computed": False,
+            "reason": "the DM-TRD item table (Peeters et al., J Affect Disord 2016;205:365-371) was not "
+            "available to the project; its inputs are listed for a clinician",
+            "details": {"inputs": inputs},
+        }
     )
 
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from cds.facts.construct import trusted
 from cds.facts.models import Diagnosis, Episode, Score
 from cds.knowledge import Knowledge
+
+_episode = trusted(Episode)  # Episode(**fields), cheaper (cds.facts.construct)
 
 
 def current_episode(diagnoses: Sequence[Diagnosis], scores: Sequence[Score], knowledge: Knowledge) -> Episode:
@@ -29,7 +32,7 @@ def current_episode(diagnoses: Sequence[Diagnosis], scores: Sequence[Score], kno
         start = relapse.date
         basis = f"first depressive score after at least {gap:g} days of remission-range scores"
         evidence = (relapse.ref,)
-    return Episode(start=start, basis=basis, evidence=evidence)
+    return _episode({"start": start, "basis": basis, "evidence": evidence})
 
 
 def _first_score_after_euthymia(scores: Sequence[Score], knowledge: Knowledge) -> Score | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from cds.fhir.dose_models import DoseEstimate as DoseEstimate
 from cds.fhir.dose_models import ProductStrength as ProductStrength
+from cds.fhir.dose_models import new_dose_estimate
 
 
 class _Unusable(Exception):
@@ -89,16 +90,18 @@ def _estimate(mg: float, derivation: str, notes: list[str]) -> DoseEstimate:
     """The only place a number leaves the module: it must be finite and positive."""
     if not (math.isfinite(mg) and mg > 0):
         return _unknown(f"arithmetic gave {mg!r} mg/day ({derivation})", notes)
-    return DoseEstimate(mg_per_day=mg, derivation=derivation, problems=tuple(notes))
+    return new_dose_estimate({"mg_per_day": mg, "derivation": derivation, "problems": tuple(notes)})
 
 
 def _unknown(problem: str, notes: list[str]) -> DoseEstimate:
-    return DoseEstimate(mg_per_day=None, derivation=f"unknown: {problem}", problems=(*notes, problem))
+    return new_dose_estimate({"mg_per_day": None, "derivation": f"unknown: {problem}", "problems": (*notes, problem)})
 
 
 def _prn(where: str, notes: list[str]) -> DoseEstimate:
     problem = "as-needed (PRN) dosing: no regular daily dose"
-    return DoseEstimate(mg_per_day=None, derivation=f"{where}: as needed", as_needed=True, problems=(*notes, problem))
+    return new_dose_estimate(
+        {"mg_per_day": None, "derivation": f"{where}: as needed", "as_needed": True, "problems": (*notes, problem)}
+    )
 
 
 # -- units ----------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from cds.facts.construct import trusted
 from cds.facts.models import DataIssue, MedicationExposure, UnidentifiedMedication
 from cds.fhir.dosage import DoseEstimate, ProductStrength, administered_mg, daily_dose
+from cds.fhir.dose_models import new_dose_estimate
 from cds.fhir.elements import (
     as_list,
     as_number,
@@ -561,7 +562,8 @@ class ExposureBuilder:
     # -- dose -------------------------------------------------------------------------------------
     def _dose(self, rtype: str, resource: Resource, comp: Component) -> DoseEstimate:
         if comp.rate_mg_per_day is not None:
-            return DoseEstimate(mg_per_day=comp.rate_mg_per_day, derivation="transdermal system delivery rate")
+            rate = comp.rate_mg_per_day
+            return new_dose_estimate({"mg_per_day": rate, "derivation": "transdermal system delivery rate"})
         given = resource.get("dosage" if rtype == "MedicationStatement" else "dosageInstruction")
         if isinstance(given, dict):  # one Dosage, not in a list (tolerated): as one in a list
             given = [given]
@@ -578,10 +580,10 @@ class ExposureBuilder:
             sequences = {d.get("sequence") for d in dosages}
             if len(sequences) == 1:
                 total = sum(e.mg_per_day or 0.0 for e in known)
-                return DoseEstimate(mg_per_day=total, derivation=" + ".join(e.derivation for e in known))
+                return new_dose_estimate({"mg_per_day": total, "derivation": " + ".join(e.derivation for e in known)})
             best = max(known, key=lambda e: e.mg_per_day or 0.0)
-            return DoseEstimate(
-                mg_per_day=best.mg_per_day, derivation=f"highest of sequenced dosages: {best.derivation}"
+            return new_dose_estimate(
+                {"mg_per_day": best.mg_per_day, "derivation": f"highest of sequenced dosages: {best.derivation}"}
             )
         if rtype == "MedicationDispense":
             supplied = self._dispensed_per_day(resource, comp)
@@ -589,8 +591,8 @@ class ExposureBuilder:
                 return supplied
         if estimates:
             first = next((e for e in estimates if e.mg_per_day is None), estimates[0])
-            return DoseEstimate(mg_per_day=None, derivation=first.derivation, problems=first.problems)
-        return DoseEstimate(mg_per_day=None, derivation="no dosage recorded")
+            return new_dose_estimate({"mg_per_day": None, "derivation": first.derivation, "problems": first.problems})
+        return new_dose_estimate({"mg_per_day": None, "derivation": "no dosage recorded"})
 
     def _dispensed_per_day(self, resource: Resource, comp: Component) -> DoseEstimate | None:
         quantity, days = resource.get("quantity"), resource.get("daysSupply")
@@ -605,9 +607,11 @@ class ExposureBuilder:
         if not comp.strength.per_ml and unit and unit not in _COUNT_UNITS:
             return None
         mg = qty * comp.strength.mg_per_unit / ndays
-        return DoseEstimate(
-            mg_per_day=round(mg, 3),
-            derivation=f"dispensed {_fmt(qty)} x {_fmt(comp.strength.mg_per_unit)} mg over {_fmt(ndays)} days",
+        return new_dose_estimate(
+            {
+                "mg_per_day": round(mg, 3),
+                "derivation": f"dispensed {_fmt(qty)} x {_fmt(comp.strength.mg_per_unit)} mg over {_fmt(ndays)} days",
+            }
         )
 
     # -- dates ------------------------------------------------------------------------------------
