@@ -194,6 +194,6 @@ def compute(
     if "european" in results and summary is not None:
         weeks = summary.get("cumulative_adequate_weeks")
         r = results["european"]
-        results["european"] = r.model_copy(update={"details": {**r.details, "cumulative_adequate_weeks": weeks}})
+        results["european"] = _result.replace(r, {"details": {**r.details, "cumulative_adequate_weeks": weeks}})
     results["dm_trd"] = dm_trd(facts)
     return results

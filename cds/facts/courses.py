@@ -19,7 +19,7 @@ from cds.facts.models import (
 from cds.facts.outcome import ScoreIndex, assess_outcome
 from cds.knowledge import Knowledge
 
-_baseline = trusted(BaselineSeverity)  # BaselineSeverity(**fields), cheaper (cds.facts.construct)
+_baseline, _trial = trusted(BaselineSeverity), trusted(Trial)  # Model(**fields), cheaper (cds.facts.construct)
 _KIND = {"ect-procedures": "ect", "psychotherapy-procedures": "psychotherapy"}
 
 
@@ -96,10 +96,10 @@ def mark_optimisations(trials: Sequence[Trial], knowledge: Knowledge) -> list[Tr
         if increased == t.dose_increased and combined_with == t.combined_with:
             out.append(t)  # nothing to mark: the same fact (a copy would be equal)
         else:
-            out.append(t.model_copy(update={"dose_increased": increased, "combined_with": combined_with}))
+            out.append(_trial.replace(t, {"dose_increased": increased, "combined_with": combined_with}))
     # A combination partner is part of the trial it was added to (MGH +0.5, Maudsley augmentation), not a trial
     # of its own: only a switch (the first drug stopped, the second continued alone) makes a new trial (§3.2, §3.6).
-    return [t.model_copy(update={"added_to": added[t.id]}) if t.id in added else t for t in out]
+    return [_trial.replace(t, {"added_to": added[t.id]}) if t.id in added else t for t in out]
 
 
 def _ever_increased(doses: Sequence[float]) -> bool:

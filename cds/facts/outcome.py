@@ -84,8 +84,8 @@ def assess_outcome(
         early = cfg["early_stop_weeks"]
         if not ongoing and (end - start).days + 1 < early * 7 and result.outcome in ("nonresponse", "partial_response"):
             # EU-PEARL: stopped before the end of week 4 without evidence of nonresponse is not evaluable.
-            result = result.model_copy(
-                update={"basis": f"{result.basis}; stopped before week {early:g}, too early to judge nonresponse"}
+            result = _outcome.replace(
+                result, {"basis": f"{result.basis}; stopped before week {early:g}, too early to judge nonresponse"}
             )
         return result
     return _outcome({"outcome": "unknown", "basis": reason})

@@ -33,6 +33,7 @@ _DAY = timedelta(days=1)
 # Constructors for values typed code made (cds.facts.construct): a long history makes thousands.
 _dose_step, _dose_record, _trial = trusted(DoseStep), trusted(DoseRecord), trusted(Trial)
 _augmentation, _excluded = trusted(Augmentation), trusted(ExcludedExposure)
+_exposure = trusted(MedicationExposure)
 
 
 class _Group:
@@ -86,7 +87,7 @@ def _supersede(exposures: list[MedicationExposure]) -> list[MedicationExposure]:
             k = bisect_right(starts, exp.start)
             if k < len(starts) and exp.end >= starts[k]:
                 update = {"end": starts[k] - _DAY, "end_is_estimate": True, "open_ended": False}
-                exp = exp.model_copy(update=update)
+                exp = _exposure.replace(exp, update)
         out.append(exp)
     return out
 

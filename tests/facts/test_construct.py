@@ -94,3 +94,12 @@ def test_every_field_in_order_or_not_gives_the_model_s_order() -> None:
     other = trusted(Score)(shuffled)
     assert list(other.__dict__) == list(Score.model_fields) and other.__dict__ is not shuffled
     assert repr(made) == repr(other) == repr(Score(**SCORE))
+
+
+def test_replace_is_model_copy_with_an_update() -> None:
+    made = trusted(Score)(dict(SCORE))
+    replaced = trusted(Score).replace(made, {"value": 9.0})
+    copied = made.model_copy(update={"value": 9.0})
+    assert repr(replaced) == repr(copied) and replaced.value == 9.0 and made.value == 14.0
+    with pytest.raises(ConstructionMismatch):  # unlike model_copy, the check mode validates the update
+        trusted(Score).replace(made, {"value": 9})  # an int where the model holds a float
