@@ -5,6 +5,7 @@ and the ratio to just parsing the NDJSON.
     python benchmarks/bench_screen.py /tmp/bench/export-1k --configs local-1 local-2 spark-1 spark-2 parse
     python benchmarks/bench_screen.py /tmp/bench/export-1k --profile   # a local run's time per step
     python benchmarks/bench_screen.py /tmp/bench/export-1k --attribution   # per line: full parse vs fast path
+    python benchmarks/bench_screen.py /tmp/bench/export-1k --read-lines    # reading lines: igzip vs the stdlib gzip
 
 Each configuration runs in a fresh subprocess; its peak memory is the largest sum of RSS over the whole
 process tree (driver, pool workers, JVM, Spark Python workers), sampled every 0.1 s from /proc. patients/s
@@ -211,6 +212,35 @@ def _attribution(export: Path, passes: int = 5) -> None:
         print(f"{name:24} {best:6.2f} µs per line")
 
 
+def _read_lines(export: Path) -> None:
+    """CPU seconds to read every line of the export's files as a run does (cds.fhir.ndjson.iter_lines: gzip through
+    ISA-L's igzip) and, for the gzip files, through the standard library's gzip instead."""
+    import gzip
+
+    from cds.fhir.bulk import export_files, iter_lines
+
+    files = export_files(export)
+    start = time.process_time()
+    n = sum(1 for path in files for _ in iter_lines(path))
+    ours = time.process_time() - start
+    print(f"{n:,} lines; iter_lines (igzip for .gz): {ours:.1f} CPU s")
+    compressed = [path for path in files if path.name.endswith(".gz")]
+    if compressed:
+        start = time.process_time()
+        for path in compressed:
+            with gzip.open(path, "rb") as fh:
+                for _ in fh:
+                    pass
+        stdlib = time.process_time() - start
+        start = time.process_time()
+        for path in compressed:
+            for _ in iter_lines(path):
+                pass
+        again = time.process_time() - start
+        ratio = stdlib / again
+        print(f"gzip files only: standard library gzip {stdlib:.1f} CPU s, iter_lines {again:.1f} ({ratio:.1f}x)")
+
+
 def _per_line(step: Callable[[bytes], object], lines: list[bytes]) -> float:
     start = time.process_time()
     for line in lines:
@@ -227,7 +257,11 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="write each run's result to KEEP/<export>-<config> and keep it")
     ap.add_argument("--profile", action="store_true", help="break a local run's time per patient into its steps")
     ap.add_argument("--attribution", action="store_true", help="time per line of attributing lines to patients")
+    ap.add_argument("--read-lines", action="store_true", help="CPU time to read the lines: igzip vs stdlib gzip")
     args = ap.parse_args()
+    if args.read_lines:
+        _read_lines(args.exports[0])
+        return
     if args.attribution:
         _attribution(args.exports[0])
         return

@@ -11,15 +11,12 @@ from rich.table import Table
 
 from cds import BUILD
 from cds.fhir.bulk import FileStats
-from cds.screen.row import Row
+from cds.screen.row import COLUMNS, STAGING, Row
 
 UNIDENTIFIED_CODE = "trd-unidentified-medications"  # the finding of rules/trd_status.yaml
-# Staging columns whose values are labels, counted per value (null: the model could not be computed).
-STAGING_LABELS = {
-    "staging_thase_rush_stage": "thase_rush_stage",
-    "staging_european_level": "european_level",
-    "staging_maudsley_category": "maudsley_category",
-}
+# The table's staging columns that hold labels (not scores), counted per value (null: the model could not be
+# computed), by name without the prefix.
+STAGING_LABELS = {c: c.removeprefix("staging_") for c in STAGING if COLUMNS[c] == "string"}
 NOT_COMPUTED = "not computed"
 _BROKEN_FILE = (
     "Its lines before the break were screened and the rest is missing, so its patients may lack resources: "
